@@ -1,0 +1,423 @@
+"""The ``baton`` command. Heavy modules are imported inside commands so that ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from baton.assistant import Result
+    from baton.execute import Event
+    from baton.runs import Run
+
+app = typer.Typer(
+    name="baton",
+    help="A planner conducting a team of expert models: plan a request as tasks, run them, answer.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="List past runs, or show one with 'baton runs show ID'.", no_args_is_help=False)
+app.add_typer(runs_app, name="runs")
+
+EXIT_OK, EXIT_TASK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn every error caused by the user's input into one clear line and exit code 2."""
+    from baton.catalog import UnknownModel
+    from baton.media import BadInput
+    from baton.plan import PlanError
+    from baton.planners import PlannerError
+    from baton.tasks import UnknownTask
+
+    try:
+        yield
+    except PlanError as exc:
+        if len(exc.problems) == 1:
+            raise _fail(f"invalid plan: {exc.problems[0]}") from None
+        raise _fail("invalid plan:\n  - " + "\n  - ".join(exc.problems)) from None
+    except (BadInput, PlannerError, UnknownTask, UnknownModel) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from baton import __version__
+
+        print(f"baton {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Plan a request as a graph of tasks, run each with an expert model, and answer."""
+
+
+@app.command()
+def run(
+    request: Annotated[str, typer.Argument(help="What you want done, in plain words.")] = "",
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option("--input", "-i", help="An image, audio or video file; repeat for several. Plans can name it by its file name."),
+    ] = None,
+    plan_file: Annotated[
+        Path | None,
+        typer.Option("--plan", help="Run this plan (HuggingGPT, TaskBench or baton JSON) instead of planning."),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Force a model for a task: TASK=MODEL, e.g. image-to-text=builtin/tesseract."),
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Continue (or start) the named session; a new one by default.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Plan and run a request; print the answer and the paths of the files it made.
+
+    Exit code: 0 when every task succeeded, 1 when a task failed or was skipped, 2 for bad input.
+    """
+    import asyncio
+
+    with _user_errors():
+        from baton.assistant import Assistant
+        from baton.plan import parse_plan
+        from baton.select import parse_model_overrides
+
+        plan = None
+        if plan_file is not None:
+            try:
+                text = plan_file.read_text()
+            except OSError as exc:
+                raise _fail(f"cannot read plan file '{plan_file}' ({exc.strerror}); check the path") from None
+            plan = parse_plan(text)
+        assistant = Assistant()
+        try:
+            overrides = parse_model_overrides(model or [], assistant.catalog)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        progress = _Progress(enabled=not as_json)
+        try:
+            result = asyncio.run(
+                assistant.run(
+                    request,
+                    inputs or [],
+                    plan=plan,
+                    session=session,
+                    models=overrides,
+                    on_start=progress.start,
+                    on_event=progress.update,
+                )
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            run_id = progress.run.id if progress.run else None
+            raise _fail(f"interrupted; run {run_id} is saved as interrupted" if run_id else "interrupted", EXIT_INTERRUPTED) from None
+        finally:
+            progress.stop()
+    if as_json:
+        print(json.dumps(_result_json(result), ensure_ascii=False, indent=2))
+    else:
+        out = _console()
+        out.print(result.run.answer, markup=False)
+        artifacts = result.artifacts()
+        if artifacts:
+            out.print("\nFiles:", markup=False)
+            for name, path in artifacts.items():
+                out.print(f"  {name}  {path}", markup=False)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_TASK_FAILED)
+
+
+def _result_json(result: Result) -> dict[str, Any]:
+    run = result.run
+    return {
+        "run_id": run.id,
+        "session_id": run.session_id,
+        "status": run.status,
+        "answer": run.answer,
+        "tasks": [
+            {
+                "id": task.id,
+                "task": task.task,
+                "model": task.model,
+                "status": task.status,
+                "outputs": task.outputs,
+                "error": task.error,
+                "seconds": task.seconds,
+            }
+            for task in run.tasks
+        ],
+        "artifacts": {name: str(path) for name, path in result.artifacts().items()},
+    }
+
+
+class _Progress:
+    """A live table of tasks on a terminal; one line per finished task otherwise (both on stderr)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.console = _console(stderr=True)
+        self.run: Run | None = None
+        self.live: Any = None
+
+    def start(self, run: Run) -> None:
+        self.run = run
+        if self.enabled and self.console.is_terminal and run.tasks:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=self.console, refresh_per_second=8, transient=False)
+            self.live.start()
+
+    def update(self, run: Run, event: Event) -> None:
+        if not self.enabled:
+            return
+        if self.live is not None:
+            self.live.update(self._table())
+        elif event.status != "running":
+            task = run.task(event.task_id)
+            took = f" in {task.seconds:.2f} s" if task.seconds is not None else ""
+            reason = f": {task.error}" if task.error else ""
+            print(f"task {task.id} {task.task} ({task.model or 'no model'}) {task.status}{took}{reason}", file=sys.stderr)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.stop()
+            self.live = None
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("id", "task", "model", "status", "time"):
+            table.add_column(column)
+        assert self.run is not None
+        for task in self.run.tasks:
+            seconds = f"{task.seconds:.2f} s" if task.seconds is not None else ""
+            table.add_row(str(task.id), task.task, task.model or "-", _status(task.status), seconds)
+        return table
+
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "pending": "dim",
+    "interrupted": "yellow",
+}
+
+
+def _status(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def tasks(
+    group: Annotated[
+        str | None, typer.Option(help="Only this group: huggingface, controlnet, editing or multimedia.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every task baton knows, its typed inputs and outputs, and whether an expert can run it here."""
+    from rich.table import Table
+
+    from baton.catalog import load_catalog
+    from baton.select import NoExpert, select
+    from baton.tasks import all_tasks
+
+    catalog = load_catalog()
+    specs = [s for s in all_tasks() if group is None or s.group == group]
+    if not specs:
+        raise _fail(f"no task group '{group}'; use huggingface, controlnet, editing or multimedia")
+    rows = []
+    for spec in specs:
+        try:
+            runner, reason = select(spec.name, catalog).card.id, ""
+        except NoExpert as exc:
+            runner, reason = None, str(exc)
+        rows.append((spec, runner, reason))
+    if as_json:
+        _print_json(
+            [
+                {
+                    "name": spec.name,
+                    "group": spec.group,
+                    "description": spec.description,
+                    "inputs": [{"name": p.name, "kind": p.kind, "optional": p.optional} for p in spec.inputs],
+                    "outputs": [{"name": p.name, "kind": p.kind} for p in spec.outputs],
+                    "aliases": list(spec.aliases),
+                    "expert": runner,
+                    "why_not": reason or None,
+                }
+                for spec, runner, reason in rows
+            ]
+        )
+        return
+    table = Table(title=f"{len(rows)} tasks ({sum(r[1] is not None for r in rows)} runnable here)")
+    for column in ("task", "inputs", "outputs", "runs here with"):
+        table.add_column(column)
+    for spec, runner, _ in rows:
+        inputs = ", ".join(f"{p.name}:{p.kind}{'?' if p.optional else ''}" for p in spec.inputs)
+        outputs = ", ".join(p.kind for p in spec.outputs)
+        table.add_row(spec.name, inputs, outputs, f"[green]{runner}[/]" if runner else "[dim]no expert[/]")
+    _console().print(table)
+
+
+@app.command()
+def models(
+    task: Annotated[str | None, typer.Option(help="Only models for this task.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the model catalogue: each model's task, backend, and whether it can run here (and why not)."""
+    from rich.table import Table
+
+    from baton.catalog import load_catalog
+
+    with _user_errors():
+        from baton.tasks import resolve
+
+        catalog = load_catalog()
+        wanted = resolve(task) if task else None
+    cards = [card for card in catalog if wanted is None or card.task == wanted]
+    if as_json:
+        _print_json([{**card.model_dump(mode="json"), "missing": card.missing()} for card in cards])
+        return
+    table = Table(title=f"{len(cards)} models")
+    for column in ("model", "task", "backend", "memory", "available"):
+        table.add_column(column)
+    for card in cards:
+        missing = card.missing()
+        available = "[green]yes[/]" if not missing else "[red]no[/]: " + "; ".join(missing)
+        table.add_row(card.id, card.task, card.backend, f"{card.memory_mb} MB", available)
+    _console().print(table)
+
+
+def _store() -> Any:
+    from baton.config import Settings
+    from baton.store import Store
+
+    with _user_errors():
+        return Store(Settings.load().home)
+
+
+def _when(timestamp: float | None) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "-"
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many runs to list, newest first.")] = 20,
+    search: Annotated[str | None, typer.Option(help="Only runs whose request or answer contains this text.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List past runs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    found = _store().runs(limit=limit, search=search)
+    if as_json:
+        _print_json([run.model_dump(mode="json") for run in found])
+        return
+    table = Table(title=f"{len(found)} runs")
+    for column in ("id", "when", "status", "tasks", "request"):
+        table.add_column(column)
+    for item in found:
+        summary = " -> ".join(task.task for task in item.tasks) or "-"
+        request = item.request if len(item.request) <= 60 else item.request[:59] + "…"
+        table.add_row(item.id, _when(item.created), _status(item.status), summary, request)
+    _console().print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run's id (a unique prefix is enough).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole run record as JSON.")] = False,
+) -> None:
+    """Show one run: its plan as a tree with each task's status, model, duration and outputs."""
+    from rich.tree import Tree
+
+    found = _store().run(run_id)
+    if found is None:
+        raise _fail(f"no run with id '{run_id}' (or the prefix matches several); list them with 'baton runs'")
+    if as_json:
+        _print_json(found.model_dump(mode="json"))
+        return
+    tree = Tree(f"run {found.id} {_status(found.status)}  {_when(found.created)}  planner: {found.planner or '-'}")
+    tree.add(f"request: {found.request or '(none)'}")
+    by_id = {task.id: task for task in found.plan.tasks}
+    for record in found.tasks:
+        seconds = f"{record.seconds:.2f} s" if record.seconds is not None else "-"
+        node = tree.add(f"[{record.id}] {record.task}  {record.model or '-'}  {_status(record.status)}  {seconds}")
+        planned = by_id.get(record.id)
+        if planned is not None:
+            node.add(f"args: {json.dumps(planned.args, ensure_ascii=False)}  dep: {planned.dep}")
+        for port, value in record.outputs.items():
+            shown = value.get("artifact") or json.dumps(value.get("value"), ensure_ascii=False)
+            node.add(f"{port}: {shown}")
+        if record.error:
+            node.add(f"[red]error:[/] {record.error}")
+    if found.error:
+        tree.add(f"[red]error:[/] {found.error}")
+    console = _console()
+    console.print(tree)
+    if found.answer:
+        console.print("\nanswer:\n" + found.answer, markup=False)
+
+
+@app.command()
+def sessions(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List sessions, newest first, with their number of runs."""
+    from rich.table import Table
+
+    found = _store().sessions()
+    if as_json:
+        _print_json([s.model_dump(mode="json") for s in found])
+        return
+    table = Table(title=f"{len(found)} sessions")
+    for column in ("name", "id", "created", "runs"):
+        table.add_column(column)
+    for item in found:
+        table.add_row(item.name, item.id, _when(item.created), str(item.runs))
+    _console().print(table)
+
+
+def main() -> None:
+    app(prog_name="baton")
+

@@ -1,0 +1,173 @@
+"""Planning without an LLM: match the request against the task registry and chain tasks by kind.
+
+Each task is found by trigger phrases (its name, aliases and common verbs), ordered so that a task
+comes after the task whose output it needs, and wired: media inputs take the latest output of that
+kind or an attached file, text inputs take the latest text output, a quoted span, or the request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from baton.plan import Plan, Task
+from baton.planners import Attachment, PlannerError
+from baton.tasks import TaskSpec, all_tasks, get_task, normalize
+
+__all__ = ["KeywordPlanner"]
+
+_A = r"(?:this|the|that|my|an?|attached)"
+_IMAGE = r"(?:image|picture|photo|photograph|pic|screenshot|scan|sign|poster|document|page)"
+_AUDIO = r"(?:audio|recording|clip|voice|speaker|sound|speech|song|file|wav|mp3|message)"
+
+TRIGGERS: dict[str, list[str]] = {
+    "image-to-text": [
+        r"\bocr\b",
+        rf"\bread (?:out )?(?:the |all )?(?:text|words|writing|letters)\b",
+        rf"\b(?:text|words|writing) (?:in|on|from|of) {_A}? ?{_IMAGE}",
+        rf"\bwhat does {_A} {_IMAGE} say\b",
+        rf"\b(?:extract|recogni[sz]e|get|copy) (?:the )?(?:text|words)\b",
+        rf"\b(?:caption|describe) {_A} {_IMAGE}\b",
+        rf"\btranscribe {_A} {_IMAGE}\b",
+    ],
+    "text-to-speech": [
+        r"\b(?:aloud|out loud)\b",
+        r"\bread (?:it|this|that) (?:to me|out)\b",
+        r"\b(?:speak|pronounce|narrate|voice)\b(?! (?:changer|recording))",
+        r"\btext[- ]to[- ]speech\b|\btts\b",
+        r"^\W*(?:please |can you |could you )?say\b",
+        r"\bsay ['\"“‘]",
+        r"\b(?:as|into|to) (?:an? )?(?:audio|speech|wav|mp3|sound)(?: file)?\b",
+    ],
+    "automatic-speech-recognition": [
+        rf"\bwhat (?:does|did|do) {_A} {_AUDIO}s? say\b",
+        rf"\bwhat(?:'s| is| was) (?:said|being said|spoken)\b",
+        rf"\btranscri(?:be|ption)\b",
+        r"\bspeech[- ]to[- ]text\b|\bspeech recognition\b|\bdictation\b",
+        rf"\b(?:listen to|recogni[sz]e) {_A} {_AUDIO}\b",
+    ],
+    "summarization": [r"\bsummar(?:y|ize|ise|ization)\b", r"\btl;?dr\b"],
+    "translation": [r"\btranslat(?:e|ion)\b"],
+    "text-classification": [r"\bsentiment\b", r"\bclassify (?:this|the) text\b"],
+    "object-detection": [r"\bdetect\b", r"\bfind (?:the |all )?(?:faces|people|objects|cats)\b", r"\bbounding box"],
+    "image-segmentation": [r"\bsegment(?:ation)?\b"],
+    "depth-estimation": [r"\bdepth\b"],
+    "text-to-image": [r"\b(?:generate|create|draw|paint|make) (?:me )?(?:an? )?(?:image|picture|drawing|painting|photo)\b"],
+    "keyword-extraction": [r"\bkeywords?\b"],
+    "background-removal": [r"\bremove (?:the )?background\b"],
+}
+
+_QUOTED = re.compile(r"[\"“‘']([^\"”’']{1,2000})[\"”’']")
+_AFTER_SAY = re.compile(r"^\W*(?:please |can you |could you )?(?:say|speak|pronounce)\s+(.+?)\W*$", re.I)
+
+
+class KeywordPlanner:
+    """The first local planner: trigger phrases and kind-directed chaining, no LLM."""
+
+    name = "local"
+
+    def plan(self, request: str, files: Sequence[Attachment]) -> Plan:
+        found = self._find_tasks(request)
+        if not found:
+            found = self._default_for_files(files)
+        if not found:
+            return Plan()
+        ordered = self._order(found, files)
+        return self._wire(ordered, request, files)
+
+    @staticmethod
+    def _find_tasks(request: str) -> list[tuple[int, TaskSpec]]:
+        text = request.lower()
+        hits: dict[str, int] = {}
+        for task, patterns in TRIGGERS.items():
+            for pattern in patterns:
+                match = re.search(pattern, text)
+                if match:
+                    hits[task] = min(hits.get(task, match.start()), match.start())
+        words = normalize(request)
+        for spec in all_tasks():  # a task named outright, e.g. "run image-segmentation"
+            for name in (spec.name, *spec.aliases):
+                key = normalize(name)
+                if "-" in key and (position := f"-{words}-".find(f"-{key}-")) >= 0:
+                    hits.setdefault(spec.name, position)
+        return sorted((position, get_task(task)) for task, position in hits.items())
+
+    @staticmethod
+    def _default_for_files(files: Sequence[Attachment]) -> list[tuple[int, TaskSpec]]:
+        defaults = {"image": "image-to-text", "audio": "automatic-speech-recognition", "video": "video-to-text"}
+        kinds = list(dict.fromkeys(kind for _, kind in files))
+        return [(i, get_task(defaults[k])) for i, k in enumerate(kinds) if k in defaults]
+
+    @staticmethod
+    def _order(found: list[tuple[int, TaskSpec]], files: Sequence[Attachment]) -> list[TaskSpec]:
+        """Producers before consumers; otherwise the order the request mentions them."""
+        remaining = [spec for _, spec in found]
+        available = {kind for _, kind in files}
+        ordered: list[TaskSpec] = []
+        while remaining:
+
+            def ready(spec: TaskSpec) -> bool:
+                makes = {port.kind for port in spec.outputs} - {"text"}
+                for port in spec.inputs:
+                    if port.optional:
+                        continue
+                    if port.kind == "text":
+                        # wait for a task that writes text, unless that task needs this one's output
+                        writers = [
+                            other
+                            for other in remaining
+                            if other is not spec
+                            and other.output_of_kind("text")
+                            and not any(p.kind in makes for p in other.inputs)
+                        ]
+                        if writers:
+                            return False
+                    elif port.kind not in available:
+                        return False
+                return True
+
+            spec = next((s for s in remaining if ready(s)), remaining[0])
+            remaining.remove(spec)
+            ordered.append(spec)
+            available |= {port.kind for port in spec.outputs}
+        return ordered
+
+    @staticmethod
+    def _wire(specs: list[TaskSpec], request: str, files: Sequence[Attachment]) -> Plan:
+        tasks: list[Task] = []
+        produced: list[tuple[int, TaskSpec]] = []
+        quoted = _QUOTED.findall(request)
+        after_say = _AFTER_SAY.match(request)
+        for task_id, spec in enumerate(specs):
+            args: dict[str, str] = {}
+            dep: list[int] = []
+            used_files: set[str] = set()
+            for port in spec.inputs:
+                source = next((tid for tid, s in reversed(produced) if s.output_of_kind(port.kind)), None)
+                if source is not None and f"<GENERATED>-{source}" not in args.values():
+                    args[port.name] = f"<GENERATED>-{source}"
+                    dep.append(source)
+                    continue
+                if port.optional:
+                    continue
+                if port.kind in ("image", "audio", "video"):
+                    name = next((n for n, k in files if k == port.kind and n not in used_files), None)
+                    if name is None:
+                        raise PlannerError(
+                            f"the request asks for {spec.name}, which needs {'an' if port.kind[0] in 'aeiou' else 'a'} "
+                            f"{port.kind}, but none was given; attach one with -i FILE"
+                        )
+                    used_files.add(name)
+                    args[port.name] = name
+                elif port.kind == "text":
+                    if quoted:
+                        args[port.name] = quoted.pop(0)
+                    elif after_say and spec.name == "text-to-speech":
+                        args[port.name] = after_say.group(1)
+                    else:
+                        args[port.name] = request
+                else:
+                    raise PlannerError(f"the request asks for {spec.name}, which needs a {port.kind}; give it in the request")
+            tasks.append(Task(id=task_id, task=spec.name, args=args, dep=sorted(set(dep))))
+            produced.append((task_id, spec))
+        return Plan(tasks=tasks)
