@@ -170,6 +170,8 @@ class Assistant:
                 result = await asyncio.to_thread(work)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
+            if not isinstance(result, dict) or not all(isinstance(r, Resource) for r in result.values()):
+                raise ExpertError(f"{card.id} returned {result!r:.100} instead of Resources by port; this is a bug in that expert")
             outputs[task_id] = result
             return result
 
@@ -193,11 +195,12 @@ class Assistant:
                 on_event=record,
                 describe_error=_describe,
             )
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            run.status, run.error, run.finished = "interrupted", "cancelled by the user", time.time()
+        except BaseException as exc:  # Ctrl-C, or a failure outside the tasks: record the run as stopped
+            reason = "cancelled by the user" if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)) else _describe(exc)
+            run.status, run.error, run.finished = "interrupted", reason, time.time()
             for task in run.tasks:
                 if task.status in ("pending", "running"):
-                    task.status, task.error = "cancelled", "cancelled by the user"
+                    task.status, task.error = "cancelled", reason
             run.answer = template_answer(run, outputs)
             self.store.finish_run(run)
             raise

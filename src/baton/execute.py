@@ -71,6 +71,7 @@ async def execute(
     gate = gate or SlotGate(len(deps) or 1)
     emit = on_event or (lambda event: None)
     running: set[asyncio.Task[None]] = set()
+    crashed: list[BaseException] = []
     done = asyncio.Event()
     remaining = len(deps)
 
@@ -91,7 +92,10 @@ async def execute(
                     if waiting[child] == 0:
                         start(child)
                 else:
-                    reason = f"skipped because task {tid} {status}" + (f": {error}" if error else "")
+                    if status == "skipped" and error:  # pass the cause on: a chain of reasons would grow with its length
+                        reason = error
+                    else:
+                        reason = f"skipped because task {tid} {status}" + (f": {error}" if error else "")
                     outcomes[child].status = "skipped"
                     queue.append((child, "skipped", reason))
         if remaining == 0:
@@ -103,21 +107,20 @@ async def execute(
             outcome.status, outcome.started = "running", time.time()
             emit(Event(tid, "running", outcome))
             began = time.perf_counter()
+            limit = asyncio.timeout(timeout)
             try:
-                if timeout is None:
+                async with limit:
                     outcome.outputs = await run_one(tid)
-                else:
-                    outcome.outputs = await asyncio.wait_for(run_one(tid), timeout)
             except asyncio.CancelledError:
                 outcome.seconds = time.perf_counter() - began
                 outcome.status, outcome.error = "cancelled", "cancelled by the user"
                 raise
-            except TimeoutError:
-                outcome.seconds = time.perf_counter() - began
-                finish(tid, "failed", f"timed out after {timeout:g} s; raise the task timeout or simplify the input")
             except Exception as exc:  # a failed expert fails its task, never the whole run
                 outcome.seconds = time.perf_counter() - began
-                finish(tid, "failed", describe_error(exc))
+                if limit.expired():  # our deadline, not a TimeoutError the task itself raised
+                    finish(tid, "failed", f"timed out after {timeout:g} s; raise the task timeout or simplify the input")
+                else:
+                    finish(tid, "failed", describe_error(exc))
             else:
                 outcome.seconds = time.perf_counter() - began
                 finish(tid, "succeeded")
@@ -125,7 +128,19 @@ async def execute(
     def start(tid: int) -> None:
         task = asyncio.create_task(run(tid), name=f"task-{tid}")
         running.add(task)
-        task.add_done_callback(running.discard)
+        task.add_done_callback(ended)
+
+    def ended(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # a bug outside the task's work (e.g. in on_event): stop, never hang
+            crashed.append(error)
+            done.set()
+
+    async def stop() -> None:
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     if not deps:
         return outcomes
@@ -135,13 +150,14 @@ async def execute(
     try:
         await done.wait()
     except asyncio.CancelledError:
-        for task in list(running):
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await stop()
         for tid, outcome in outcomes.items():
             if outcome.status in ("pending", "running"):
                 outcome.status, outcome.error = "cancelled", "cancelled by the user"
             if outcome.status == "cancelled":
                 emit(Event(tid, "cancelled", outcome))
         raise
+    if crashed:
+        await stop()
+        raise crashed[0]
     return outcomes

@@ -29,6 +29,7 @@ REF = re.compile(r"<GENERATED>-(\d+)")
 NODE_REF = re.compile(r"<node-(\d+)>")
 FILE_TOKEN = re.compile(r"[\w./-]+\.[A-Za-z0-9]{2,5}\b")
 URL = re.compile(r"^https?://\S+$")
+KIND_KEY = re.compile(r"(?<=[a-z])\d+$")
 
 
 class PlanError(ValueError):
@@ -90,7 +91,7 @@ def parse_plan(data: Any) -> Plan:
         item = dict(item)
         item.setdefault("id", position)
         dep = item.get("dep", [])
-        if isinstance(dep, int):
+        if isinstance(dep, (int, str)):
             dep = [dep]
         if isinstance(dep, list):
             item["dep"] = [d for d in dep if d != -1 and d != "-1"]
@@ -234,18 +235,26 @@ def _bind(
     assigned: dict[str, Any] = {}
     options: dict[str, str] = {}
     if isinstance(task.args, list):
-        for value in task.args:
+        # whole references and file names first, so a sentence that mentions a file cannot take that file's port
+        for value in sorted(task.args, key=lambda v: not _is_whole_source(v, files)):
             port = _port_for_positional(value, spec, assigned, result, files)
             if port is None:
                 problems.append(f"{label}: argument {value!r} fits none of its inputs ({_inputs(spec)}); remove it")
             else:
                 assigned[port.name] = value
     else:
+        # exact port names first, so {"text": ..., "question": ...} binds 'question' by name whatever the order
+        pending = []
         for key, value in task.args.items():
-            port = spec.input(key) or next(
-                (p for p in spec.inputs if p.kind == key and p.name not in assigned), None
-            )
-            if port is not None and port.name not in assigned:
+            named_port = spec.input(key)
+            if named_port is not None:
+                assigned[named_port.name] = value
+            else:
+                pending.append((key, value))
+        for key, value in pending:
+            kind = KIND_KEY.sub("", key)  # HuggingGPT writes kinds as keys: "image", "text1", "text2"
+            port = next((p for p in spec.inputs if p.kind == kind and p.name not in assigned), None)
+            if port is not None:
                 assigned[port.name] = value
             elif key in spec.options:
                 options[key] = str(value)
@@ -266,6 +275,11 @@ def _bind(
             bound[port.name] = arg
     result.bindings[task.id] = bound
     result.options[task.id] = options
+
+
+def _a(kind: str) -> str:
+    """'an image', 'an audio', 'a video'."""
+    return f"{'an' if kind[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {kind}"
 
 
 def _inputs(spec: TaskSpec) -> str:
@@ -290,6 +304,18 @@ def _port_for_positional(
         if port is not None:
             return port
     return None
+
+
+def _is_whole_source(value: Any, files: Mapping[str, str]) -> bool:
+    """Whether a value is just one task output (<GENERATED>-k) or just a file name."""
+    if not isinstance(value, str):
+        return False
+    stripped = value.strip().strip("'\"")
+    return (
+        bool(REF.fullmatch(stripped))
+        or stripped in files
+        or (kind_of_filename(stripped) is not None and " " not in stripped)
+    )
 
 
 def _file_in(value: str, files: Mapping[str, str]) -> str | None:
@@ -332,19 +358,22 @@ def _bind_value(
         if refs:
             problems.append(f"{where}: needs one {port.kind}, but several task outputs are named; keep one")
             return None
+        if URL.match(value.strip()) and value.strip() not in files:
+            # checked before file names: "https://host/a.jpg" names a download, not a session file
+            problems.append(
+                f"{where}: '{value.strip()}' is a URL, and fetching URLs is not enabled; "
+                f"download the file and attach it with -i"
+            )
+            return None
         named = _file_in(value, files)
         if named is None:
-            if URL.match(value.strip()):
-                problems.append(
-                    f"{where}: '{value.strip()}' is a URL, and fetching URLs is not enabled; "
-                    f"download the file and attach it with -i"
-                )
-            else:
-                problems.append(f"{where}: needs a {port.kind} file, got {value!r}; name a file given with -i")
+            problems.append(f"{where}: needs {_a(port.kind)} file, got {value!r}; name a file given with -i")
             return None
         kind = files.get(named) or kind_of_filename(named)
         if kind != port.kind:
-            problems.append(f"{where}: '{named}' is a {kind} file but a {port.kind} is needed; give a {port.kind} file")
+            problems.append(
+                f"{where}: '{named}' is {_a(str(kind))} file but {_a(port.kind)} is needed; give {_a(port.kind)} file"
+            )
             return None
         if named not in files:
             problems.append(f"{where}: the file '{named}' is not known to this session; attach it with -i {named}")

@@ -100,13 +100,24 @@ class Store:
         except OSError as exc:
             raise BadInput(f"cannot create baton's data folder {home} ({exc.strerror}); set BATON_HOME to a writable folder") from None
         self._lock = threading.RLock()
-        self.db = sqlite3.connect(home / "baton.db", check_same_thread=False, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
-        self._mark_interrupted()
+        path = home / "baton.db"
+        try:
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise BadInput(f"cannot open baton's database {path} ({exc}); set BATON_HOME to a writable folder") from None
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+            self._mark_interrupted()
+        except sqlite3.Error as exc:  # read-only or damaged: say so, with the fix
+            self.db.close()
+            raise BadInput(
+                f"cannot use baton's database {path} ({exc}); set BATON_HOME to a writable folder "
+                f"or move a damaged baton.db away"
+            ) from None
 
     def close(self) -> None:
         self.db.close()

@@ -90,17 +90,17 @@ sentence-similarity | text, text:text2 | text, json | Score how similar two text
 tabular-classification | image | text | Classify a table given as an image. |
 object-detection | image | image, json | Find objects in an image: boxes, labels and scores, and the image with boxes drawn. |
 image-classification | image | text, json | Assign a class label to a whole image. |
-image-to-text | image | text | Describe an image or read the text printed in it (captioning, OCR). | ocr; image-captioning
-text-to-image | text | image | Generate an image from a text description. |
+image-to-text | image | text | Describe an image or read the text printed in it (captioning, OCR). | ocr; image-captioning; Get Photo Description
+text-to-image | text | image | Generate an image from a text description. | Generate Image From User Input Text
 image-to-image | image, text:instruction? | image | Transform an image into another image (styles, enhancement). |
-image-segmentation | image | image, json | Divide an image into segments; a coloured label map and per-segment stats. |
+image-segmentation | image | image, json | Divide an image into segments; a coloured label map and per-segment stats. | Segment the Image
 depth-estimation | image | image | Estimate the depth of each pixel of an image; a depth map. |
 text-to-speech | text | audio | Speak a text aloud; a WAV recording. | tts
 automatic-speech-recognition | audio | text | Transcribe the speech in an audio recording. | asr; speech-to-text; Audio-to-Text
 audio-to-audio | audio | audio | Transform audio into audio, e.g. speech enhancement or source separation. |
 audio-classification | audio | text, json | Assign a label to an audio clip (command, emotion, speaker). |
 document-question-answering | image, text:question | text | Answer a question about a document image. | document-qa
-visual-question-answering | image, text:question | text | Answer a question about an image. | vqa
+visual-question-answering | image, text:question | text | Answer a question about an image. | vqa; Answer Question About The Image
 text-to-video | text | video | Generate a video from a text description. |
 """
 

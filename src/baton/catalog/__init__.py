@@ -110,9 +110,9 @@ def load_catalog() -> Catalog:
     names = {ep.name for ep in found}
     registers: list[Callable[[Callable[[ModelCard], None]], None]] = [ep.load() for ep in found]
     if "builtin" not in names:  # running from a source tree that was never installed
-        from baton.experts.builtin import register
+        from baton.experts.builtin import register as register_builtin
 
-        registers.insert(0, register)
+        registers.insert(0, register_builtin)
     for register in registers:
         register(catalog.add)
     return catalog

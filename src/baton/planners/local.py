@@ -57,8 +57,9 @@ TRIGGERS: dict[str, list[str]] = {
     "background-removal": [r"\bremove (?:the )?background\b"],
 }
 
-_QUOTED = re.compile(r"[\"“‘']([^\"”’']{1,2000})[\"”’']")
-_AFTER_SAY = re.compile(r"^\W*(?:please |can you |could you )?(?:say|speak|pronounce)\s+(.+?)\W*$", re.I)
+# a quoted span: "…", “…”, or '…' / ‘…’ whose quotes are not apostrophes inside words (it's, don't)
+_QUOTED = re.compile(r"\"([^\"]{1,2000})\"|“([^”]{1,2000})”|(?<!\w)['‘]([^\n]{1,2000}?)['’](?!\w)")
+_AFTER_SAY = re.compile(r"^\W*(?:please |can you |could you )?(?:say|speak|pronounce)\b[\s:,]+(.+?)\W*$", re.I)
 
 
 class KeywordPlanner:
@@ -136,7 +137,7 @@ class KeywordPlanner:
     def _wire(specs: list[TaskSpec], request: str, files: Sequence[Attachment]) -> Plan:
         tasks: list[Task] = []
         produced: list[tuple[int, TaskSpec]] = []
-        quoted = _QUOTED.findall(request)
+        quoted = [next(g for g in match.groups() if g is not None) for match in _QUOTED.finditer(request)]
         after_say = _AFTER_SAY.match(request)
         for task_id, spec in enumerate(specs):
             args: dict[str, str] = {}

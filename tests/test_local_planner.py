@@ -1,0 +1,185 @@
+"""The keyword planner: requests and attached files in, valid plans out, without an LLM."""
+
+from __future__ import annotations
+
+import pytest
+
+from baton.plan import Plan, validate
+from baton.planners import Attachment, Planner, PlannerError
+from baton.planners.local import KeywordPlanner
+
+SIGN = ("sign.png", "image")
+SPEECH = ("speech.wav", "audio")
+CLIP = ("clip.mp4", "video")
+
+
+def plan(request: str, *files: Attachment) -> Plan:
+    """Plan a request and check that the plan validates with exactly the attached files known."""
+    result = KeywordPlanner().plan(request, list(files))
+    validate(result, dict(files))
+    return result
+
+
+def steps(result: Plan) -> list[tuple[str, dict, list[int]]]:
+    return [(t.task, t.args, t.dep) for t in result.tasks]
+
+
+def test_keyword_planner_is_a_planner() -> None:
+    planner: Planner = KeywordPlanner()
+    assert planner.name == "local"
+
+
+def test_read_the_text_in_this_image_aloud() -> None:
+    result = plan("read the text in this image aloud", SIGN)
+    assert steps(result) == [
+        ("image-to-text", {"image": "sign.png"}, []),
+        ("text-to-speech", {"text": "<GENERATED>-0"}, [0]),
+    ]
+    assert [t.id for t in result.tasks] == [0, 1]
+
+
+def test_what_does_this_audio_say() -> None:
+    assert steps(plan("what does this audio say", SPEECH)) == [
+        ("automatic-speech-recognition", {"audio": "speech.wav"}, []),
+    ]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    ["say 'hello world'", 'say "hello world"', "say “hello world”", "Please say 'hello world'."],
+)
+def test_say_quoted_text(request_: str) -> None:
+    assert steps(plan(request_)) == [("text-to-speech", {"text": "hello world"}, [])]
+
+
+@pytest.mark.parametrize(
+    ("request_", "spoken"),
+    [
+        ("say hello world", "hello world"),
+        ("Say hello world!", "hello world"),
+        ("can you say hello world?", "hello world"),
+        ("say: hello world", "hello world"),
+        ("pronounce quinoa", "quinoa"),
+    ],
+)
+def test_say_without_quotes_speaks_the_rest_of_the_request(request_: str, spoken: str) -> None:
+    assert steps(plan(request_)) == [("text-to-speech", {"text": spoken}, [])]
+
+
+@pytest.mark.parametrize(
+    ("request_", "spoken"),
+    [
+        ("say it's a nice day and that's that", "it's a nice day and that's that"),
+        ('say "don\'t stop"', "don't stop"),
+        ("say 'don't stop'", "don't stop"),
+        ("say ‘it’s fine’", "it’s fine"),
+    ],
+)
+def test_apostrophes_are_not_quotes(request_: str, spoken: str) -> None:
+    assert steps(plan(request_)) == [("text-to-speech", {"text": spoken}, [])]
+
+
+def test_quoted_text_after_other_words_is_what_gets_spoken() -> None:
+    assert steps(plan("read this aloud: 'good night'")) == [("text-to-speech", {"text": "good night"}, [])]
+
+
+def test_say_the_text_in_this_image_reads_before_speaking() -> None:
+    """'say' comes first in the request, but the speech needs the image's text: OCR runs first."""
+    assert steps(plan("Please say the text in this image", SIGN)) == [
+        ("image-to-text", {"image": "sign.png"}, []),
+        ("text-to-speech", {"text": "<GENERATED>-0"}, [0]),
+    ]
+
+
+@pytest.mark.parametrize("request_", ["", "hmm", "here you go"])
+def test_an_image_without_a_recognisable_request_is_read(request_: str) -> None:
+    assert steps(plan(request_, SIGN)) == [("image-to-text", {"image": "sign.png"}, [])]
+
+
+@pytest.mark.parametrize(
+    ("attachment", "task", "port"),
+    [(SPEECH, "automatic-speech-recognition", "audio"), (CLIP, "video-to-text", "video")],
+)
+def test_other_media_without_a_request_get_their_default_task(attachment: Attachment, task: str, port: str) -> None:
+    assert steps(plan("", attachment)) == [(task, {port: attachment[0]}, [])]
+
+
+def test_request_needing_an_image_without_one_names_the_fix() -> None:
+    with pytest.raises(PlannerError) as caught:
+        KeywordPlanner().plan("read the text in this image aloud", [])
+    message = str(caught.value)
+    assert "image-to-text" in message
+    assert "needs an image, but none was given" in message
+    assert "attach one with -i FILE" in message
+
+
+def test_request_needing_audio_with_only_an_image_attached() -> None:
+    with pytest.raises(PlannerError) as caught:
+        KeywordPlanner().plan("what does this audio say", [SIGN])
+    assert "needs an audio, but none was given; attach one with -i FILE" in str(caught.value)
+
+
+def test_planner_error_is_a_value_error() -> None:
+    assert issubclass(PlannerError, ValueError)
+
+
+@pytest.mark.parametrize("request_", ["what's the weather like tomorrow?", "hello", "", "sayonara"])
+def test_an_unrelated_request_gets_an_empty_plan(request_: str) -> None:
+    assert plan(request_) == Plan()
+
+
+def test_transcribe_then_speak() -> None:
+    assert steps(plan("transcribe this recording and read it out loud", SPEECH)) == [
+        ("automatic-speech-recognition", {"audio": "speech.wav"}, []),
+        ("text-to-speech", {"text": "<GENERATED>-0"}, [0]),
+    ]
+
+
+def test_translate_the_text_in_an_image() -> None:
+    assert steps(plan("translate the text in this image", SIGN)) == [
+        ("image-to-text", {"image": "sign.png"}, []),
+        ("translation", {"text": "<GENERATED>-0"}, [0]),
+    ]
+
+
+def test_the_first_of_several_images_is_used() -> None:
+    result = plan("read the text in this image aloud", SIGN, ("other.png", "image"))
+    assert result.tasks[0].args == {"image": "sign.png"}
+
+
+def test_a_task_named_outright_is_found() -> None:
+    assert steps(plan("run image-segmentation please", SIGN)) == [("image-segmentation", {"image": "sign.png"}, [])]
+
+
+def test_generated_image_feeds_the_next_task() -> None:
+    result = plan("generate an image of a cat and read the text in it aloud")
+    assert [t.task for t in result.tasks] == ["text-to-image", "image-to-text", "text-to-speech"]
+    assert result.tasks[1].args == {"image": "<GENERATED>-0"} and result.tasks[1].dep == [0]
+    assert result.tasks[2].args == {"text": "<GENERATED>-1"} and result.tasks[2].dep == [1]
+
+
+@pytest.mark.parametrize(
+    ("request_", "files"),
+    [
+        ("read the text in this image aloud", [SIGN]),
+        ("what does this image say, aloud", [SIGN]),
+        ("describe this photo", [SIGN]),
+        ("ocr this scan and summarize it", [SIGN]),
+        ("what's the sentiment of the text in this picture?", [SIGN]),
+        ("detect the objects and estimate depth", [SIGN]),
+        ("remove the background", [SIGN]),
+        ("transcribe this and translate it", [SPEECH]),
+        ("what did the speaker say? say it back to me", [SPEECH]),
+        ("extract the keywords from 'the quick brown fox'", []),
+        ("summarize 'a long story about a fox and a dog'", []),
+        ("say 'one' and then read the text in this image aloud", [SIGN]),
+        ("read the text in both images", [SIGN, ("other.png", "image")]),
+        ("hello there", [SIGN, SPEECH, CLIP]),
+    ],
+)
+def test_every_plan_validates_with_the_attached_files(request_: str, files: list[Attachment]) -> None:
+    result = plan(request_, *files)  # plan() validates
+    assert result.tasks
+    assert [t.id for t in result.tasks] == list(range(len(result.tasks)))
+    for task in result.tasks:
+        assert all(dep < task.id for dep in task.dep), "dependencies come before the task that needs them"
