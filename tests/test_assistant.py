@@ -18,7 +18,7 @@ from baton.config import Settings
 from baton.execute import Event
 from baton.experts import Expert, ExpertContext, ExpertError
 from baton.media import BadInput, Resource
-from baton.plan import Plan, Task
+from baton.plan import Plan, PlanError, Task
 from baton.runs import Run, TaskRecord
 from baton.store import Store
 
@@ -370,3 +370,36 @@ async def test_a_store_failure_during_a_run_stops_it_and_records_why(
     assert stored.error == "OperationalError: disk I/O error"
     assert stored.task(1).status == "cancelled"
     assert "disk I/O error" in (stored.task(1).error or "")
+
+
+async def test_a_rejected_plan_leaves_the_store_untouched(settings: Settings, store: Store, tmp_path: Path) -> None:
+    photo = tmp_path / "holiday.png"
+    Image.new("RGB", (40, 30), (10, 120, 200)).save(photo)
+    assistant = make_assistant(settings, store, card("test/size", "image-to-text", ImageSize))
+    plan = Plan(tasks=[Task(id=0, task="image-to-text", args={"image": "elsewhere.png"})])
+    with pytest.raises(PlanError, match="'elsewhere.png' is not known"):
+        await assistant.run("how big is it", [photo], plan=plan, session="trip")
+    assert store.sessions() == []
+    assert store.runs() == []
+    assert not any(store.files.rglob("*.png"))
+
+
+async def test_the_same_picture_under_two_names_answers_to_both(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    Image.new("RGB", (40, 30), (10, 120, 200)).save(first)
+    second.write_bytes(first.read_bytes())
+    assistant = make_assistant(settings, store, card("test/size", "image-to-text", ImageSize))
+    plan = Plan(
+        tasks=[
+            Task(id=0, task="image-to-text", args={"image": "a.png"}),
+            Task(id=1, task="image-to-text", args={"image": "b.png"}),
+        ]
+    )
+    result = await assistant.run("sizes", [first, second], plan=plan)
+    assert result.run.status == "succeeded"
+    assert result.outputs[0]["text"].value == "40x30 from a.png"
+    assert result.outputs[1]["text"].value == "40x30 from b.png"
+    known = store.files_of(result.run.session_id)
+    assert known["a.png"].sha256 == known["b.png"].sha256

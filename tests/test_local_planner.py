@@ -183,3 +183,25 @@ def test_every_plan_validates_with_the_attached_files(request_: str, files: list
     assert [t.id for t in result.tasks] == list(range(len(result.tasks)))
     for task in result.tasks:
         assert all(dep < task.id for dep in task.dep), "dependencies come before the task that needs them"
+
+
+@pytest.mark.parametrize(
+    ("request_", "attachment", "first"),
+    [
+        ("summarize this recording", ("talk.wav", "audio"), ("automatic-speech-recognition", {"audio": "talk.wav"})),
+        ("translate this", ("menu.png", "image"), ("image-to-text", {"image": "menu.png"})),
+        ("what is the sentiment here", ("clip.mp4", "video"), ("video-to-text", {"video": "clip.mp4"})),
+    ],
+)
+def test_an_attached_file_no_task_reads_becomes_the_text_to_work_on(
+    request_: str, attachment: Attachment, first: tuple[str, dict]
+) -> None:
+    result = steps(plan(request_, attachment))
+    assert result[0] == (*first, [])
+    assert len(result) == 2
+    assert result[1][1] == {"text": "<GENERATED>-0"} and result[1][2] == [0]
+
+
+def test_explicit_text_wins_over_an_unread_attachment() -> None:
+    assert steps(plan("say hi", ("sign.png", "image"))) == [("text-to-speech", {"text": "hi"}, [])]
+    assert steps(plan("translate 'bonjour'", ("sign.png", "image"))) == [("translation", {"text": "bonjour"}, [])]

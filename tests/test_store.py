@@ -388,3 +388,14 @@ def test_a_read_only_home_raises_bad_input(home: Path) -> None:
     finally:
         os.chmod(home, 0o700)
         os.chmod(home / "baton.db", 0o600)
+
+
+def test_search_and_prefix_match_underscores_and_percents_literally(store: Store) -> None:
+    session = store.session()
+    for run_id, request in [("abc_1", "rename file_a"), ("abcX1", "rename fileXa"), ("zz%9", "100% sure")]:
+        store.start_run(make_run(session.id, run_id, request))
+    assert [r.id for r in store.runs(search="file_a")] == ["abc_1"]
+    assert [r.id for r in store.runs(search="100%")] == ["zz%9"]
+    assert store.run("abc_") is not None and store.run("abc_").id == "abc_1"  # type: ignore[union-attr]
+    assert store.run("zz%") is not None
+    assert store.run("%") is None

@@ -9,6 +9,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from baton.config import Settings
 from baton.execute import Event, SlotGate, execute
 from baton.experts import ExpertError
 from baton.experts.cache import ExpertCache
-from baton.media import Artifact, BadInput, Resource, check_media_file
+from baton.media import Artifact, BadInput, MediaKind, Resource, check_media_file
 from baton.plan import REF, Arg, Plan, ValidPlan, validate
 from baton.planners import Planner
 from baton.respond import template_answer
@@ -82,16 +83,25 @@ class Assistant:
             planner = KeywordPlanner()
         self.planner = planner
         self.experts = ExpertCache()
+        # expert threads of our own: asyncio.run's shutdown does not wait for them after Ctrl-C
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.cpu_slots, thread_name_prefix="baton-expert")
 
-    def add_inputs(self, session_id: str, paths: Sequence[Path]) -> list[Artifact]:
-        """Check and store the user's files; each becomes addressable by its own file name."""
-        labels: dict[str, Path] = {}
+    def close(self) -> None:
+        """Stop the expert threads without waiting for them, unload experts, close the store."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.experts.clear()
+        self.store.close()
+
+    @staticmethod
+    def check_inputs(paths: Sequence[Path]) -> dict[str, tuple[Path, MediaKind]]:
+        """The user's files by their own file name, each checked to be the media it claims."""
+        labels: dict[str, tuple[Path, MediaKind]] = {}
         for path in paths:
-            check_media_file(path)
-            if path.name in labels and labels[path.name].resolve() != path.resolve():
-                raise BadInput(f"two inputs are both named '{path.name}' ({labels[path.name]} and {path}); rename one")
-            labels[path.name] = path
-        return [self.store.add_file(session_id, path, label=path.name, origin="input") for path in labels.values()]
+            kind = check_media_file(path)
+            if path.name in labels and labels[path.name][0].resolve() != path.resolve():
+                raise BadInput(f"two inputs are both named '{path.name}' ({labels[path.name][0]} and {path}); rename one")
+            labels[path.name] = (path, kind)
+        return labels
 
     def prepare(
         self,
@@ -101,19 +111,28 @@ class Assistant:
         plan: Plan | None = None,
         session: str | None = None,
     ) -> tuple[Run, ValidPlan]:
-        """Store the inputs, plan and validate; raises BadInput or PlanError before any task runs."""
+        """Check the inputs, plan and validate, then store the inputs.
+
+        Raises BadInput, PlannerError or PlanError before anything is written: a rejected request
+        leaves the store as it was.
+        """
         request = request.strip()
         if not request and plan is None:
             raise BadInput("the request is empty; say what you want, e.g. baton run \"read the text in this image aloud\" -i photo.png")
-        for path in inputs:
-            check_media_file(path)
-        record = self.store.session(session)
-        attached = self.add_inputs(record.id, inputs)
-        known = self.store.files_of(record.id)
+        labels = self.check_inputs(inputs)
+        existing = self.store.find_session(session) if session is not None else None
+        known: dict[str, str] = {}
+        if existing is not None:
+            known = {name: artifact.kind for name, artifact in self.store.files_of(existing.id).items()}
+        kinds = {label: kind for label, (_, kind) in labels.items()}
+        known.update(kinds)
         planner = "given" if plan is not None else self.planner.name
         if plan is None:
-            plan = self.planner.plan(request, [(a.label, a.kind) for a in attached])
-        valid = validate(plan, {name: artifact.kind for name, artifact in known.items()})
+            plan = self.planner.plan(request, list(kinds.items()))
+        valid = validate(plan, known)
+        record = existing or self.store.session(session)
+        for label, (path, _) in labels.items():
+            self.store.add_file(record.id, path, label=label, origin="input")
         run = Run(
             id=uuid.uuid4().hex[:12],
             session_id=record.id,
@@ -159,17 +178,18 @@ class Assistant:
             arguments = {
                 port: self._resolve(arg, valid, outputs, known) for port, arg in valid.bindings[task_id].items()
             }
-            workdir = Path(tempfile.mkdtemp(prefix="task-", dir=self.store.home))
-            try:
-                context = _TaskContext(self.store, run.session_id, workdir)
 
-                def work() -> dict[str, Resource]:
+            def work() -> dict[str, Resource]:
+                # the scratch folder lives as long as the thread: a timed-out expert keeps its files
+                workdir = Path(tempfile.mkdtemp(prefix="task-", dir=self.store.home))
+                try:
                     expert = self.experts.get(card)
+                    context = _TaskContext(self.store, run.session_id, workdir)
                     return expert.run(arguments, valid.options[task_id], context)
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
 
-                result = await asyncio.to_thread(work)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, work)
             if not isinstance(result, dict) or not all(isinstance(r, Resource) for r in result.values()):
                 raise ExpertError(f"{card.id} returned {result!r:.100} instead of Resources by port; this is a bug in that expert")
             outputs[task_id] = result

@@ -50,10 +50,14 @@ def m001_initial(db: sqlite3.Connection) -> None:
         CREATE TABLE session_files (
             session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
             name TEXT NOT NULL, sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
-            label TEXT NOT NULL DEFAULT '', origin TEXT NOT NULL, created REAL NOT NULL,
+            origin TEXT NOT NULL, created REAL NOT NULL,
             PRIMARY KEY (session_id, name)
         );
-        CREATE INDEX session_files_label ON session_files(session_id, label);
+        CREATE TABLE session_labels (
+            session_id TEXT NOT NULL, label TEXT NOT NULL, name TEXT NOT NULL, created REAL NOT NULL,
+            PRIMARY KEY (session_id, label),
+            FOREIGN KEY (session_id, name) REFERENCES session_files(session_id, name) ON DELETE CASCADE
+        );
         CREATE TABLE runs (
             id TEXT PRIMARY KEY,
             session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
@@ -77,6 +81,11 @@ def _statements(db: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
+
+
+def _like(text: str) -> str:
+    """Text matched literally inside a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -171,6 +180,10 @@ class Store:
             db.execute("INSERT INTO sessions VALUES (?, ?, ?)", (session.id, session.name, session.created))
             return session
 
+    def find_session(self, name: str) -> Session | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE name=?", (name,)).fetchone()
+        return None if row is None else Session(id=row["id"], name=row["name"], created=row["created"])
+
     def sessions(self) -> list[Session]:
         rows = self.db.execute(
             "SELECT s.*, COUNT(r.id) AS runs FROM sessions s LEFT JOIN runs r ON r.session_id = s.id "
@@ -221,11 +234,6 @@ class Store:
             ).fetchone()
             if row is not None:
                 name = row["name"]
-                if label:
-                    db.execute(
-                        "UPDATE session_files SET label=?, created=? WHERE session_id=? AND name=?",
-                        (label, time.time(), session_id, name),
-                    )
             else:
                 length = 8  # lengthen the short name in the rare case of a prefix clash
                 while db.execute(
@@ -234,26 +242,30 @@ class Store:
                 ).fetchone():
                     length += 4
                 db.execute(
-                    "INSERT INTO session_files VALUES (?, ?, ?, ?, ?, ?)",
-                    (session_id, name, sha, label, origin, time.time()),
+                    "INSERT INTO session_files VALUES (?, ?, ?, ?, ?)", (session_id, name, sha, origin, time.time())
+                )
+            if label:  # a label names the file the user gave last under that name
+                db.execute(
+                    "INSERT OR REPLACE INTO session_labels VALUES (?, ?, ?, ?)", (session_id, label, name, time.time())
                 )
         return Artifact(name=name, sha256=sha, kind=kind, path=path, label=label)
 
     def files_of(self, session_id: str) -> dict[str, Artifact]:
         """Every name a session knows (artifact names and the user's own file names) -> artifact."""
         rows = self.db.execute(
-            "SELECT f.name, f.label, a.sha256, a.kind, a.path FROM session_files f "
+            "SELECT f.name, a.sha256, a.kind, a.path FROM session_files f "
             "JOIN artifacts a ON a.sha256 = f.sha256 WHERE f.session_id=? ORDER BY f.created",
             (session_id,),
         ).fetchall()
-        known: dict[str, Artifact] = {}
-        for row in rows:
-            artifact = Artifact(
-                name=row["name"], sha256=row["sha256"], kind=row["kind"], path=self.home / row["path"], label=row["label"]
-            )
-            known[row["name"]] = artifact
-            if row["label"]:
-                known[row["label"]] = artifact  # later files with the same label win
+        known = {
+            row["name"]: Artifact(name=row["name"], sha256=row["sha256"], kind=row["kind"], path=self.home / row["path"])
+            for row in rows
+        }
+        labels = self.db.execute(
+            "SELECT label, name FROM session_labels WHERE session_id=? ORDER BY created", (session_id,)
+        ).fetchall()
+        for row in labels:  # an artifact carries the last name the user gave it
+            known[row["label"]] = known[row["name"]] = known[row["name"]].model_copy(update={"label": row["label"]})
         return known
 
     # runs
@@ -294,7 +306,7 @@ class Store:
     def run(self, run_id: str) -> Run | None:
         """A run by id, or by a unique prefix of its id."""
         rows = self.db.execute(
-            "SELECT * FROM runs WHERE id LIKE ? ORDER BY created DESC LIMIT 2", (run_id.replace("%", "") + "%",)
+            "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created DESC LIMIT 2", (_like(run_id) + "%",)
         ).fetchall()
         if len(rows) != 1:
             return None
@@ -303,8 +315,9 @@ class Store:
     def runs(self, limit: int = 20, search: str | None = None) -> list[Run]:
         if search:
             rows = self.db.execute(
-                "SELECT * FROM runs WHERE request LIKE ? OR answer LIKE ? ORDER BY created DESC LIMIT ?",
-                (f"%{search}%", f"%{search}%", limit),
+                "SELECT * FROM runs WHERE request LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\' "
+                "ORDER BY created DESC LIMIT ?",
+                (f"%{_like(search)}%", f"%{_like(search)}%", limit),
             ).fetchall()
         else:
             rows = self.db.execute("SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()

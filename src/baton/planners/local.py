@@ -71,6 +71,12 @@ class KeywordPlanner:
         found = self._find_tasks(request)
         if not found:
             found = self._default_for_files(files)
+        elif any(port.kind == "text" for _, spec in found for port in spec.inputs) and not (
+            _QUOTED.search(request) or _AFTER_SAY.match(request)
+        ):
+            # "summarize this recording": a file no found task reads becomes the text to work on
+            reads = {port.kind for _, spec in found for port in spec.inputs}
+            found = [*self._default_for_files([f for f in files if f[1] not in reads], position=-1), *found]
         if not found:
             return Plan()
         ordered = self._order(found, files)
@@ -94,10 +100,11 @@ class KeywordPlanner:
         return sorted((position, get_task(task)) for task, position in hits.items())
 
     @staticmethod
-    def _default_for_files(files: Sequence[Attachment]) -> list[tuple[int, TaskSpec]]:
+    def _default_for_files(files: Sequence[Attachment], position: int = 0) -> list[tuple[int, TaskSpec]]:
+        """The task that turns each kind of file into text, for files the request names no task for."""
         defaults = {"image": "image-to-text", "audio": "automatic-speech-recognition", "video": "video-to-text"}
         kinds = list(dict.fromkeys(kind for _, kind in files))
-        return [(i, get_task(defaults[k])) for i, k in enumerate(kinds) if k in defaults]
+        return [(position, get_task(defaults[k])) for k in kinds if k in defaults]
 
     @staticmethod
     def _order(found: list[tuple[int, TaskSpec]], files: Sequence[Attachment]) -> list[TaskSpec]:
