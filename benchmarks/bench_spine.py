@@ -97,8 +97,18 @@ def main() -> None:
         rows.append((name, measure(), target, unit))
 
     size = 1000
-    add("scheduler: 1,000-node chain", lambda: scheduler_overhead({i: [i - 1] if i else [] for i in range(size)}, repeats), 0.2, "ms/task")
-    add("scheduler: 1,000 independent", lambda: scheduler_overhead({i: [] for i in range(size)}, repeats), 0.2, "ms/task")
+    add(
+        "scheduler: 1,000-node chain",
+        lambda: scheduler_overhead({i: [i - 1] if i else [] for i in range(size)}, repeats),
+        0.2,
+        "ms/task",
+    )
+    add(
+        "scheduler: 1,000 independent",
+        lambda: scheduler_overhead({i: [] for i in range(size)}, repeats),
+        0.2,
+        "ms/task",
+    )
     add("scheduler: 1,000-node random DAG", lambda: scheduler_overhead(random_dag(size), repeats), 0.2, "ms/task")
     add("wide plan 4x8 x 50 ms: wall / critical path", lambda: wide_plan_ratio(4, 8, 0.05), 1.05, "ratio")
     add("`baton --help` wall time", lambda: command_seconds([BATON, "--help"], repeats), 0.3, "s")
@@ -112,7 +122,9 @@ def main() -> None:
     print("-" * 84)
     for name, value, target, unit in rows:
         ratio = value / target
-        print(f"{name:<46} {value:>10.3f} {target:>8.2f}  {unit:<8} {ratio:>6.2f}{'' if ratio <= 1 else '  over target'}")
+        print(
+            f"{name:<46} {value:>10.3f} {target:>8.2f}  {unit:<8} {ratio:>6.2f}{'' if ratio <= 1 else '  over target'}"
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -377,7 +378,7 @@ async def test_a_rejected_plan_leaves_the_store_untouched(settings: Settings, st
     Image.new("RGB", (40, 30), (10, 120, 200)).save(photo)
     assistant = make_assistant(settings, store, card("test/size", "image-to-text", ImageSize))
     plan = Plan(tasks=[Task(id=0, task="image-to-text", args={"image": "elsewhere.png"})])
-    with pytest.raises(PlanError, match="'elsewhere.png' is not known"):
+    with pytest.raises(PlanError, match=r"'elsewhere\.png' is not known"):
         await assistant.run("how big is it", [photo], plan=plan, session="trip")
     assert store.sessions() == []
     assert store.runs() == []
@@ -403,3 +404,16 @@ async def test_the_same_picture_under_two_names_answers_to_both(
     assert result.outputs[1]["text"].value == "40x30 from b.png"
     known = store.files_of(result.run.session_id)
     assert known["a.png"].sha256 == known["b.png"].sha256
+
+
+def test_scratch_folders_of_dead_processes_are_removed(settings: Settings, store: Store) -> None:
+    scratch = settings.home / "tmp"
+    scratch.mkdir(exist_ok=True)
+    dead = scratch / "task-99999999-abc"  # above any pid Linux hands out
+    alive = scratch / f"task-{os.getpid()}-abc"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "speech.wav").write_bytes(b"RIFF")
+    make_assistant(settings, store)
+    assert not dead.exists()
+    assert (alive / "speech.wav").exists()

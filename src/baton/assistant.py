@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from baton.planners import Planner
 from baton.respond import template_answer
 from baton.runs import Run, TaskRecord
 from baton.select import NoExpert, select
-from baton.store import Store
+from baton.store import Store, pid_alive
 
 __all__ = ["Assistant", "Result"]
 
@@ -83,12 +84,17 @@ class Assistant:
             planner = KeywordPlanner()
         self.planner = planner
         self.experts = ExpertCache()
+        self._scratch = self.store.home / "tmp"
+        _remove_orphaned_scratch(self._scratch)
         # expert threads of our own: asyncio.run's shutdown does not wait for them after Ctrl-C
         self._pool = ThreadPoolExecutor(max_workers=self.settings.cpu_slots, thread_name_prefix="baton-expert")
 
     def close(self) -> None:
         """Stop the expert threads without waiting for them, unload experts, close the store."""
+        from baton.experts.process import stop_programs
+
         self._pool.shutdown(wait=False, cancel_futures=True)
+        stop_programs()
         self.experts.clear()
         self.store.close()
 
@@ -99,7 +105,9 @@ class Assistant:
         for path in paths:
             kind = check_media_file(path)
             if path.name in labels and labels[path.name][0].resolve() != path.resolve():
-                raise BadInput(f"two inputs are both named '{path.name}' ({labels[path.name][0]} and {path}); rename one")
+                raise BadInput(
+                    f"two inputs are both named '{path.name}' ({labels[path.name][0]} and {path}); rename one"
+                )
             labels[path.name] = (path, kind)
         return labels
 
@@ -118,7 +126,9 @@ class Assistant:
         """
         request = request.strip()
         if not request and plan is None:
-            raise BadInput("the request is empty; say what you want, e.g. baton run \"read the text in this image aloud\" -i photo.png")
+            raise BadInput(
+                'the request is empty; say what you want, e.g. baton run "read the text in this image aloud" -i photo.png'
+            )
         labels = self.check_inputs(inputs)
         existing = self.store.find_session(session) if session is not None else None
         known: dict[str, str] = {}
@@ -181,7 +191,7 @@ class Assistant:
 
             def work() -> dict[str, Resource]:
                 # the scratch folder lives as long as the thread: a timed-out expert keeps its files
-                workdir = Path(tempfile.mkdtemp(prefix="task-", dir=self.store.home))
+                workdir = Path(tempfile.mkdtemp(prefix=f"task-{os.getpid()}-", dir=self._scratch))
                 try:
                     expert = self.experts.get(card)
                     context = _TaskContext(self.store, run.session_id, workdir)
@@ -191,14 +201,21 @@ class Assistant:
 
             result = await asyncio.get_running_loop().run_in_executor(self._pool, work)
             if not isinstance(result, dict) or not all(isinstance(r, Resource) for r in result.values()):
-                raise ExpertError(f"{card.id} returned {result!r:.100} instead of Resources by port; this is a bug in that expert")
+                raise ExpertError(
+                    f"{card.id} returned {result!r:.100} instead of Resources by port; this is a bug in that expert"
+                )
             outputs[task_id] = result
             return result
 
         def record(event: Event) -> None:
             task = run.task(event.task_id)
             outcome = event.outcome
-            task.status, task.error, task.started, task.seconds = event.status, outcome.error, outcome.started, outcome.seconds
+            task.status, task.error, task.started, task.seconds = (
+                event.status,
+                outcome.error,
+                outcome.started,
+                outcome.seconds,
+            )
             if event.status == "succeeded":
                 task.outputs = {port: r.to_record() for port, r in outputs.get(task.id, {}).items()}
             if event.status != "running":
@@ -216,7 +233,11 @@ class Assistant:
                 describe_error=_describe,
             )
         except BaseException as exc:  # Ctrl-C, or a failure outside the tasks: record the run as stopped
-            reason = "cancelled by the user" if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)) else _describe(exc)
+            reason = (
+                "cancelled by the user"
+                if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+                else _describe(exc)
+            )
             run.status, run.error, run.finished = "interrupted", reason, time.time()
             for task in run.tasks:
                 if task.status in ("pending", "running"):
@@ -258,8 +279,16 @@ class Assistant:
         return Resource(kind=arg.kind, value=text)
 
 
+def _remove_orphaned_scratch(folder: Path) -> None:
+    """Delete the scratch folders of baton processes that were killed before they could clean up."""
+    folder.mkdir(exist_ok=True)
+    for path in folder.glob("task-*-*"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (ExpertError, NoExpert, BadInput)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-

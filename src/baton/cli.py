@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,8 +40,15 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def _esc(text: object) -> str:
+    """Text shown inside rich markup: brackets in file names, requests and errors stay as written."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    _console(stderr=True).print(f"[bold red]error:[/] {_esc(message)}", markup=True, highlight=False)
     return typer.Exit(code)
 
 
@@ -85,7 +93,11 @@ def run(
     request: Annotated[str, typer.Argument(help="What you want done, in plain words.")] = "",
     inputs: Annotated[
         list[Path] | None,
-        typer.Option("--input", "-i", help="An image, audio or video file; repeat for several. Plans can name it by its file name."),
+        typer.Option(
+            "--input",
+            "-i",
+            help="An image, audio or video file; repeat for several. Plans can name it by its file name.",
+        ),
     ] = None,
     plan_file: Annotated[
         Path | None,
@@ -93,7 +105,9 @@ def run(
     ] = None,
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="Force a model for a task: TASK=MODEL, e.g. image-to-text=builtin/tesseract."),
+        typer.Option(
+            "--model", "-m", help="Force a model for a task: TASK=MODEL, e.g. image-to-text=builtin/tesseract."
+        ),
     ] = None,
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="Continue (or start) the named session; a new one by default.")
@@ -114,9 +128,11 @@ def run(
         plan = None
         if plan_file is not None:
             try:
-                text = plan_file.read_text()
+                text = plan_file.read_text(encoding="utf-8-sig")  # JSON is UTF-8; tolerate a byte-order mark
             except OSError as exc:
                 raise _fail(f"cannot read plan file '{plan_file}' ({exc.strerror}); check the path") from None
+            except UnicodeDecodeError:
+                raise _fail(f"plan file '{plan_file}' is not UTF-8 text; save it as UTF-8 JSON") from None
             plan = parse_plan(text)
         assistant = Assistant()
         try:
@@ -139,7 +155,12 @@ def run(
         except KeyboardInterrupt:
             progress.stop()
             run_id = progress.run.id if progress.run else None
-            raise _fail(f"interrupted; run {run_id} is saved as interrupted" if run_id else "interrupted", EXIT_INTERRUPTED) from None
+            _fail(f"interrupted; run {_esc(run_id)} is saved as interrupted" if run_id else "interrupted")
+            # the run is saved: stop the experts' programs, and do not wait for their threads
+            assistant.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         finally:
             progress.stop()
     if as_json:
@@ -204,7 +225,9 @@ class _Progress:
             task = run.task(event.task_id)
             took = f" in {task.seconds:.2f} s" if task.seconds is not None else ""
             reason = f": {task.error}" if task.error else ""
-            print(f"task {task.id} {task.task} ({task.model or 'no model'}) {task.status}{took}{reason}", file=sys.stderr)
+            print(
+                f"task {task.id} {task.task} ({task.model or 'no model'}) {task.status}{took}{reason}", file=sys.stderr
+            )
 
     def stop(self) -> None:
         if self.live is not None:
@@ -221,7 +244,7 @@ class _Progress:
         assert self.run is not None
         for task in self.run.tasks:
             seconds = f"{task.seconds:.2f} s" if task.seconds is not None else ""
-            table.add_row(str(task.id), task.task, task.model or "-", _status(task.status), seconds)
+            table.add_row(str(task.id), task.task, _esc(task.model or "-"), _status(task.status), seconds)
         return table
 
 
@@ -292,7 +315,7 @@ def tasks(
     for spec, runner, _ in rows:
         inputs = ", ".join(f"{p.name}:{p.kind}{'?' if p.optional else ''}" for p in spec.inputs)
         outputs = ", ".join(p.kind for p in spec.outputs)
-        table.add_row(spec.name, inputs, outputs, f"[green]{runner}[/]" if runner else "[dim]no expert[/]")
+        table.add_row(spec.name, inputs, outputs, f"[green]{_esc(runner)}[/]" if runner else "[dim]no expert[/]")
     _console().print(table)
 
 
@@ -320,8 +343,8 @@ def models(
         table.add_column(column)
     for card in cards:
         missing = card.missing()
-        available = "[green]yes[/]" if not missing else "[red]no[/]: " + "; ".join(missing)
-        table.add_row(card.id, card.task, card.backend, f"{card.memory_mb} MB", available)
+        available = "[green]yes[/]" if not missing else "[red]no[/]: " + _esc("; ".join(missing))
+        table.add_row(_esc(card.id), card.task, card.backend, f"{card.memory_mb} MB", available)
     _console().print(table)
 
 
@@ -359,7 +382,7 @@ def runs(
     for item in found:
         summary = " -> ".join(task.task for task in item.tasks) or "-"
         request = item.request if len(item.request) <= 60 else item.request[:59] + "…"
-        table.add_row(item.id, _when(item.created), _status(item.status), summary, request)
+        table.add_row(item.id, _when(item.created), _status(item.status), summary, _esc(request))
     _console().print(table)
 
 
@@ -377,22 +400,24 @@ def runs_show(
     if as_json:
         _print_json(found.model_dump(mode="json"))
         return
-    tree = Tree(f"run {found.id} {_status(found.status)}  {_when(found.created)}  planner: {found.planner or '-'}")
-    tree.add(f"request: {found.request or '(none)'}")
+    planner = _esc(found.planner or "-")
+    tree = Tree(f"run {found.id} {_status(found.status)}  {_when(found.created)}  planner: {planner}")
+    tree.add(f"request: {_esc(found.request or '(none)')}")
     by_id = {task.id: task for task in found.plan.tasks}
     for record in found.tasks:
         seconds = f"{record.seconds:.2f} s" if record.seconds is not None else "-"
-        node = tree.add(f"[{record.id}] {record.task}  {record.model or '-'}  {_status(record.status)}  {seconds}")
+        model = _esc(record.model or "-")
+        node = tree.add(f"[{record.id}] {record.task}  {model}  {_status(record.status)}  {seconds}")
         planned = by_id.get(record.id)
         if planned is not None:
-            node.add(f"args: {json.dumps(planned.args, ensure_ascii=False)}  dep: {planned.dep}")
+            node.add(_esc(f"args: {json.dumps(planned.args, ensure_ascii=False)}  dep: {planned.dep}"))
         for port, value in record.outputs.items():
             shown = value.get("artifact") or json.dumps(value.get("value"), ensure_ascii=False)
-            node.add(f"{port}: {shown}")
+            node.add(_esc(f"{port}: {shown}"))
         if record.error:
-            node.add(f"[red]error:[/] {record.error}")
+            node.add(f"[red]error:[/] {_esc(record.error)}")
     if found.error:
-        tree.add(f"[red]error:[/] {found.error}")
+        tree.add(f"[red]error:[/] {_esc(found.error)}")
     console = _console()
     console.print(tree)
     if found.answer:
@@ -414,10 +439,9 @@ def sessions(
     for column in ("name", "id", "created", "runs"):
         table.add_column(column)
     for item in found:
-        table.add_row(item.name, item.id, _when(item.created), str(item.runs))
+        table.add_row(_esc(item.name), item.id, _when(item.created), str(item.runs))
     _console().print(table)
 
 
 def main() -> None:
     app(prog_name="baton")
-

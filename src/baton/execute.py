@@ -92,7 +92,8 @@ async def execute(
                     if waiting[child] == 0:
                         start(child)
                 else:
-                    if status == "skipped" and error:  # pass the cause on: a chain of reasons would grow with its length
+                    # a skipped task passes its cause on: a chain of reasons would grow with its length
+                    if status == "skipped" and error:
                         reason = error
                     else:
                         reason = f"skipped because task {tid} {status}" + (f": {error}" if error else "")
@@ -118,7 +119,9 @@ async def execute(
             except Exception as exc:  # a failed expert fails its task, never the whole run
                 outcome.seconds = time.perf_counter() - began
                 if limit.expired():  # our deadline, not a TimeoutError the task itself raised
-                    finish(tid, "failed", f"timed out after {timeout:g} s; raise the task timeout or simplify the input")
+                    finish(
+                        tid, "failed", f"timed out after {timeout:g} s; raise the task timeout or simplify the input"
+                    )
                 else:
                     finish(tid, "failed", describe_error(exc))
             else:

@@ -123,10 +123,7 @@ def check_media_file(path: Path) -> MediaKind:
     kind = kind_of_filename(path.name)
     if kind is None:
         known = " ".join(sorted(EXTENSIONS))
-        raise BadInput(
-            f"'{path.name}' has an unsupported file type '{path.suffix or '(none)'}'; "
-            f"use one of: {known}"
-        )
+        raise BadInput(f"'{path.name}' has an unsupported file type '{path.suffix or '(none)'}'; use one of: {known}")
     if path.stat().st_size == 0:
         raise BadInput(f"'{path}' is empty; give a file with content")
     if kind == "image":
@@ -137,25 +134,29 @@ def check_media_file(path: Path) -> MediaKind:
 
 
 def _check_image(path: Path) -> None:
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    def too_large(size: str) -> BadInput:
+        return BadInput(f"'{path.name}' {size}, over the limit of {MAX_IMAGE_PIXELS:,} pixels; resize it first")
+
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise BadInput(
-                    f"'{path.name}' is {width}x{height} pixels, over the limit of "
-                    f"{MAX_IMAGE_PIXELS:,}; resize it first"
-                )
-            image.verify()
+        with warnings.catch_warnings():  # Pillow's own, larger limit: baton's check below says it better
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise too_large(f"is {width}x{height} pixels")
+                image.verify()
         with Image.open(path) as image:
             image.load()
     except BadInput:
         raise
+    except Image.DecompressionBombError:
+        raise too_large("has far too many pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadInput(
-            f"'{path.name}' is not a readable image ({exc}); re-save it as PNG or JPEG"
-        ) from None
+        raise BadInput(f"'{path.name}' is not a readable image ({exc}); re-save it as PNG or JPEG") from None
 
 
 def _check_wav(path: Path) -> None:
@@ -166,6 +167,5 @@ def _check_wav(path: Path) -> None:
             wav.getnframes()
     except (wave.Error, EOFError, OSError) as exc:
         raise BadInput(
-            f"'{path.name}' is not a readable WAV file ({exc}); convert it with "
-            f"'ffmpeg -i {path.name} out.wav'"
+            f"'{path.name}' is not a readable WAV file ({exc}); convert it with 'ffmpeg -i {path.name} out.wav'"
         ) from None

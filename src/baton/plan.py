@@ -86,7 +86,7 @@ def parse_plan(data: Any) -> Plan:
     problems = []
     for position, item in enumerate(items):
         if not isinstance(item, dict):
-            problems.append(f"item {position} of the plan is not an object; write {{\"task\", \"id\", \"dep\", \"args\"}}")
+            problems.append(f'item {position} of the plan is not an object; write {{"task", "id", "dep", "args"}}')
             continue
         item = dict(item)
         item.setdefault("id", position)
@@ -228,9 +228,7 @@ def _topological_order(tasks: Mapping[int, Task]) -> tuple[list[int], list[int]]
     return order, [*path[path.index(node) :], node]
 
 
-def _bind(
-    task: Task, spec: TaskSpec, result: ValidPlan, files: Mapping[str, str], problems: list[str]
-) -> None:
+def _bind(task: Task, spec: TaskSpec, result: ValidPlan, files: Mapping[str, str], problems: list[str]) -> None:
     label = _label(task, spec)
     assigned: dict[str, Any] = {}
     options: dict[str, str] = {}
@@ -321,11 +319,11 @@ def _is_whole_source(value: Any, files: Mapping[str, str]) -> bool:
 def _file_in(value: str, files: Mapping[str, str]) -> str | None:
     """The file a value names: the whole value, or a file-name token inside a sentence."""
     stripped = value.strip().strip("'\"")
-    if stripped in files or kind_of_filename(stripped) and " " not in stripped:
+    if stripped in files or (kind_of_filename(stripped) is not None and " " not in stripped):
         return stripped
     for token in FILE_TOKEN.findall(value):
         if token in files or kind_of_filename(token):
-            return token
+            return str(token)
     return None
 
 

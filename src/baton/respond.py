@@ -40,4 +40,3 @@ def template_answer(run: Run, outputs: dict[int, dict[str, Resource]]) -> str:
                 quoted = f'"{text}"' if "\n" not in text else "\n   " + text.replace("\n", "\n   ")
                 lines.append(f"{label}: {quoted if text else '(empty: nothing found)'}")
     return "\n".join(lines)
-

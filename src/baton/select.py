@@ -41,8 +41,7 @@ def select(task: str, catalog: Catalog, forced: Mapping[str, str] | None = None)
         return Selection(runnable[0], tuple(runnable[1:]))
     if not candidates:
         raise NoExpert(
-            f"no model for {task} is in the catalogue yet; install a plugin that provides one "
-            f"(see 'baton models')"
+            f"no model for {task} is in the catalogue yet; install a plugin that provides one (see 'baton models')"
         )
     fixes = "; ".join(f"{card.id}: {', '.join(card.missing())}" for card in candidates)
     raise NoExpert(f"no model for {task} can run here. To make one available: {fixes}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from baton.media import Artifact, BadInput, MediaKind, kind_of_filename
 from baton.runs import Run, Session, TaskRecord
 
-__all__ = ["MIGRATIONS", "Store"]
+__all__ = ["MIGRATIONS", "Store", "pid_alive"]
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
@@ -88,7 +88,7 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,13 +107,17 @@ class Store:
         try:
             self.files.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BadInput(f"cannot create baton's data folder {home} ({exc.strerror}); set BATON_HOME to a writable folder") from None
+            raise BadInput(
+                f"cannot create baton's data folder {home} ({exc.strerror}); set BATON_HOME to a writable folder"
+            ) from None
         self._lock = threading.RLock()
         path = home / "baton.db"
         try:
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:
-            raise BadInput(f"cannot open baton's database {path} ({exc}); set BATON_HOME to a writable folder") from None
+            raise BadInput(
+                f"cannot open baton's database {path} ({exc}); set BATON_HOME to a writable folder"
+            ) from None
         try:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -153,7 +157,7 @@ class Store:
 
     def _mark_interrupted(self) -> None:
         rows = self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
-        stale = [row["id"] for row in rows if row["pid"] is None or not _pid_alive(row["pid"])]
+        stale = [row["id"] for row in rows if row["pid"] is None or not pid_alive(row["pid"])]
         for run_id in stale:
             with self._transaction() as db:
                 db.execute(
@@ -258,7 +262,9 @@ class Store:
             (session_id,),
         ).fetchall()
         known = {
-            row["name"]: Artifact(name=row["name"], sha256=row["sha256"], kind=row["kind"], path=self.home / row["path"])
+            row["name"]: Artifact(
+                name=row["name"], sha256=row["sha256"], kind=row["kind"], path=self.home / row["path"]
+            )
             for row in rows
         }
         labels = self.db.execute(
@@ -275,7 +281,16 @@ class Store:
             db.execute(
                 "INSERT INTO runs (id, session_id, request, planner, status, plan, pid, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.id, run.session_id, run.request, run.planner, run.status, run.plan.model_dump_json(), os.getpid(), run.created),
+                (
+                    run.id,
+                    run.session_id,
+                    run.request,
+                    run.planner,
+                    run.status,
+                    run.plan.model_dump_json(),
+                    os.getpid(),
+                    run.created,
+                ),
             )
             for task in run.tasks:
                 self._write_task(db, run.id, task)

@@ -111,7 +111,11 @@ _CONDITIONS = {
     "mlsd": ("M-LSD straight-line map", "Line Detection On Image", "Generate Image Condition On Line Image"),
     "normal": ("surface-normal map", "Predict Normal Map On Image", "Generate Image Condition On Normal Map"),
     "openpose": ("OpenPose skeleton", "Pose Detection On Image", "Generate Image Condition On Pose Image"),
-    "scribble": ("scribble (thick sketch lines)", "Sketch Detection On Image", "Generate Image Condition On Sketch Image"),
+    "scribble": (
+        "scribble (thick sketch lines)",
+        "Sketch Detection On Image",
+        "Generate Image Condition On Sketch Image",
+    ),
     "seg": ("semantic segmentation map", "Segmentation On Image", "Generate Image Condition On Segmentations"),
 }
 
@@ -236,7 +240,7 @@ def all_tasks() -> list[TaskSpec]:
 
 def resolve(name: str) -> str:
     """baton's name for a task named in any known way; raises UnknownTask with suggestions."""
-    by_name, aliases = _registry()
+    aliases = _registry()[1]
     found = aliases.get(normalize(name))
     if found is not None:
         return found

@@ -93,9 +93,7 @@ class Catalog:
         except KeyError:
             close = difflib.get_close_matches(model_id, list(self._cards), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownModel(
-                f"unknown model '{model_id}'{hint} (see 'baton models' for the catalogue)"
-            ) from None
+            raise UnknownModel(f"unknown model '{model_id}'{hint} (see 'baton models' for the catalogue)") from None
 
     def for_task(self, task: str) -> list[ModelCard]:
         return [card for card in self._cards.values() if card.task == task]

@@ -49,7 +49,5 @@ class Expert:
     def unload(self) -> None:
         self.loaded = False
 
-    def run(
-        self, inputs: dict[str, Resource], options: dict[str, str], ctx: ExpertContext
-    ) -> dict[str, Resource]:
+    def run(self, inputs: dict[str, Resource], options: dict[str, str], ctx: ExpertContext) -> dict[str, Resource]:
         raise NotImplementedError

@@ -23,10 +23,10 @@ _AUDIO = r"(?:audio|recording|clip|voice|speaker|sound|speech|song|file|wav|mp3|
 TRIGGERS: dict[str, list[str]] = {
     "image-to-text": [
         r"\bocr\b",
-        rf"\bread (?:out )?(?:the |all )?(?:text|words|writing|letters)\b",
+        r"\bread (?:out )?(?:the |all )?(?:text|words|writing|letters)\b",
         rf"\b(?:text|words|writing) (?:in|on|from|of) {_A}? ?{_IMAGE}",
         rf"\bwhat does {_A} {_IMAGE} say\b",
-        rf"\b(?:extract|recogni[sz]e|get|copy) (?:the )?(?:text|words)\b",
+        r"\b(?:extract|recogni[sz]e|get|copy) (?:the )?(?:text|words)\b",
         rf"\b(?:caption|describe) {_A} {_IMAGE}\b",
         rf"\btranscribe {_A} {_IMAGE}\b",
     ],
@@ -41,8 +41,8 @@ TRIGGERS: dict[str, list[str]] = {
     ],
     "automatic-speech-recognition": [
         rf"\bwhat (?:does|did|do) {_A} {_AUDIO}s? say\b",
-        rf"\bwhat(?:'s| is| was) (?:said|being said|spoken)\b",
-        rf"\btranscri(?:be|ption)\b",
+        r"\bwhat(?:'s| is| was) (?:said|being said|spoken)\b",
+        r"\btranscri(?:be|ption)\b",
         r"\bspeech[- ]to[- ]text\b|\bspeech recognition\b|\bdictation\b",
         rf"\b(?:listen to|recogni[sz]e) {_A} {_AUDIO}\b",
     ],
@@ -52,7 +52,9 @@ TRIGGERS: dict[str, list[str]] = {
     "object-detection": [r"\bdetect\b", r"\bfind (?:the |all )?(?:faces|people|objects|cats)\b", r"\bbounding box"],
     "image-segmentation": [r"\bsegment(?:ation)?\b"],
     "depth-estimation": [r"\bdepth\b"],
-    "text-to-image": [r"\b(?:generate|create|draw|paint|make) (?:me )?(?:an? )?(?:image|picture|drawing|painting|photo)\b"],
+    "text-to-image": [
+        r"\b(?:generate|create|draw|paint|make) (?:me )?(?:an? )?(?:image|picture|drawing|painting|photo)\b"
+    ],
     "keyword-extraction": [r"\bkeywords?\b"],
     "background-removal": [r"\bremove (?:the )?background\b"],
 }
@@ -113,28 +115,7 @@ class KeywordPlanner:
         available = {kind for _, kind in files}
         ordered: list[TaskSpec] = []
         while remaining:
-
-            def ready(spec: TaskSpec) -> bool:
-                makes = {port.kind for port in spec.outputs} - {"text"}
-                for port in spec.inputs:
-                    if port.optional:
-                        continue
-                    if port.kind == "text":
-                        # wait for a task that writes text, unless that task needs this one's output
-                        writers = [
-                            other
-                            for other in remaining
-                            if other is not spec
-                            and other.output_of_kind("text")
-                            and not any(p.kind in makes for p in other.inputs)
-                        ]
-                        if writers:
-                            return False
-                    elif port.kind not in available:
-                        return False
-                return True
-
-            spec = next((s for s in remaining if ready(s)), remaining[0])
+            spec = next((s for s in remaining if _ready(s, remaining, available)), remaining[0])
             remaining.remove(spec)
             ordered.append(spec)
             available |= {port.kind for port in spec.outputs}
@@ -175,7 +156,29 @@ class KeywordPlanner:
                     else:
                         args[port.name] = request
                 else:
-                    raise PlannerError(f"the request asks for {spec.name}, which needs a {port.kind}; give it in the request")
+                    raise PlannerError(
+                        f"the request asks for {spec.name}, which needs a {port.kind}; give it in the request"
+                    )
             tasks.append(Task(id=task_id, task=spec.name, args=args, dep=sorted(set(dep))))
             produced.append((task_id, spec))
         return Plan(tasks=tasks)
+
+
+def _ready(spec: TaskSpec, remaining: list[TaskSpec], available: set[str]) -> bool:
+    """Whether a task's inputs are at hand: media of an available kind, text once its writers have run."""
+    makes = {port.kind for port in spec.outputs} - {"text"}
+    for port in spec.inputs:
+        if port.optional:
+            continue
+        if port.kind == "text":
+            # wait for a task that writes text, unless that task needs this one's output
+            writers = [
+                other
+                for other in remaining
+                if other is not spec and other.output_of_kind("text") and not any(p.kind in makes for p in other.inputs)
+            ]
+            if writers:
+                return False
+        elif port.kind not in available:
+            return False
+    return True

@@ -7,22 +7,26 @@ from baton.media import Resource
 
 
 class TesseractOCR(Expert):
-    def run(
-        self, inputs: dict[str, Resource], options: dict[str, str], ctx: ExpertContext
-    ) -> dict[str, Resource]:
+    def run(self, inputs: dict[str, Resource], options: dict[str, str], ctx: ExpertContext) -> dict[str, Resource]:
         import pytesseract
         from PIL import Image, ImageOps
 
-        lang = options.get("lang", "eng")
+        lang = options.get("lang") or "eng"
         available = set(pytesseract.get_languages(config=""))
-        if lang not in available:
+        absent = [code for code in lang.split("+") if code not in available]  # "eng+fra" reads both
+        if absent:
+            packages = " ".join(f"tesseract-ocr-{code.lower().replace('_', '-')}" for code in absent)
             raise ExpertError(
-                f"Tesseract has no '{lang}' language data (installed: {', '.join(sorted(available))}); "
-                f"install it with: sudo apt-get install tesseract-ocr-{lang}"
+                f"Tesseract has no '{', '.join(absent)}' language data (installed: {', '.join(sorted(available))}); "
+                f"install it with: sudo apt-get install {packages}"
             )
-        with Image.open(inputs["image"].path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode not in ("RGB", "L"):
+        with Image.open(inputs["image"].path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                # flatten onto white: transparent pixels often hide black, which would swallow dark text
+                rgba = image.convert("RGBA")
+                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+            elif image.mode not in ("RGB", "L"):
                 image = image.convert("RGB")
             if min(image.size) < 300:  # Tesseract reads small glyphs poorly; upscale first
                 scale = 300 / min(image.size)

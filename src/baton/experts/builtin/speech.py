@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from baton.experts import Expert, ExpertContext, ExpertError
+from baton.experts.process import run_program
 from baton.media import Resource
 
 
 class EspeakTTS(Expert):
-    def run(
-        self, inputs: dict[str, Resource], options: dict[str, str], ctx: ExpertContext
-    ) -> dict[str, Resource]:
+    def run(self, inputs: dict[str, Resource], options: dict[str, str], ctx: ExpertContext) -> dict[str, Resource]:
         text = inputs["text"].as_text().strip()
         if not text:
             raise ExpertError("there is no text to speak: the input text is empty")
-        voice = options.get("voice", "en-us")
+        voice = options.get("voice") or "en-us"
         try:
             speed = int(options.get("speed", "165"))
         except ValueError:
@@ -24,7 +21,7 @@ class EspeakTTS(Expert):
             raise ExpertError(f"speed {speed} is out of range; use 80 to 450 words per minute")
         out = ctx.workdir / "speech.wav"
         command = ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(out), "--stdin"]
-        done = subprocess.run(command, input=text.encode(), capture_output=True, timeout=300)
+        done = run_program(command, input=text.encode())
         if done.returncode != 0 or not out.exists() or out.stat().st_size <= 44:
             message = done.stderr.decode(errors="replace").strip() or "no audio was written"
             if "voice" in message.lower():
