@@ -551,6 +551,15 @@ def _children(pid: int) -> list[tuple[int, str]]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see when the task is running")
 @pytest.mark.parametrize("target", ["terminal", "process"])
@@ -585,10 +594,7 @@ def test_sigint_during_a_run_exits_130_and_records_it_interrupted(
         # baton stops at once (speaking the text takes far longer) and takes eSpeak NG with it
         assert time.monotonic() - interrupted < 5
         deadline = time.monotonic() + 5
-        while (
-            Path(f"/proc/{speakers[0]}").exists()
-            and "Z" not in Path(f"/proc/{speakers[0]}/stat").read_text().split(")")[1][:3]
-        ):
+        while _alive(speakers[0]):
             assert time.monotonic() < deadline, "espeak-ng kept running after baton stopped"
             time.sleep(0.05)
     finally:
