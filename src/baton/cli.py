@@ -90,27 +90,38 @@ def _root(
 
 @app.command()
 def run(
-    request: Annotated[str, typer.Argument(help="What you want done, in plain words.")] = "",
+    request: Annotated[str, typer.Argument(metavar="REQUEST", help="What you want done, in plain words.")] = "",
     inputs: Annotated[
         list[Path] | None,
         typer.Option(
             "--input",
             "-i",
+            metavar="FILE",
             help="An image, audio or video file; repeat for several. Plans can name it by its file name.",
         ),
     ] = None,
     plan_file: Annotated[
         Path | None,
-        typer.Option("--plan", help="Run this plan (HuggingGPT, TaskBench or baton JSON) instead of planning."),
+        typer.Option(
+            "--plan",
+            metavar="PLAN.json",
+            help="Run this plan (HuggingGPT, TaskBench or baton JSON) instead of planning.",
+        ),
     ] = None,
     model: Annotated[
         list[str] | None,
         typer.Option(
-            "--model", "-m", help="Force a model for a task: TASK=MODEL, e.g. image-to-text=builtin/tesseract."
+            "--model",
+            "-m",
+            metavar="TASK=MODEL",
+            help="Force a model for a task: TASK=MODEL, e.g. image-to-text=builtin/tesseract.",
         ),
     ] = None,
     session: Annotated[
-        str | None, typer.Option("--session", "-s", help="Continue (or start) the named session; a new one by default.")
+        str | None,
+        typer.Option(
+            "--session", "-s", metavar="NAME", help="Continue (or start) the named session; a new one by default."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
@@ -270,7 +281,8 @@ def _print_json(data: Any) -> None:
 @app.command()
 def tasks(
     group: Annotated[
-        str | None, typer.Option(help="Only this group: huggingface, controlnet, editing or multimedia.")
+        str | None,
+        typer.Option(metavar="GROUP", help="Only this group: huggingface, controlnet, editing or multimedia."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -321,7 +333,7 @@ def tasks(
 
 @app.command()
 def models(
-    task: Annotated[str | None, typer.Option(help="Only models for this task.")] = None,
+    task: Annotated[str | None, typer.Option(metavar="TASK", help="Only models for this task.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the model catalogue: each model's task, backend, and whether it can run here (and why not)."""
@@ -363,8 +375,10 @@ def _when(timestamp: float | None) -> str:
 @runs_app.callback(invoke_without_command=True)
 def runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(help="How many runs to list, newest first.")] = 20,
-    search: Annotated[str | None, typer.Option(help="Only runs whose request or answer contains this text.")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="How many runs to list, newest first.")] = 20,
+    search: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Only runs whose request or answer contains this text.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List past runs, newest first."""
@@ -388,7 +402,7 @@ def runs(
 
 @runs_app.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument(help="The run's id (a unique prefix is enough).")],
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run's id (a unique prefix is enough).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole run record as JSON.")] = False,
 ) -> None:
     """Show one run: its plan as a tree with each task's status, model, duration and outputs."""
