@@ -2,7 +2,7 @@
 # Set up baton on Debian/Ubuntu: system programs (apt-get), a virtual environment in .venv, and the
 # Python packages. Safe to run again: it installs only what is missing.
 #
-#   scripts/setup.sh            baton with its offline experts (extra: vision)
+#   scripts/setup.sh            baton with its offline experts (extra: offline = vision, audio, text, net)
 #   scripts/setup.sh --dev      the same plus the test and lint tools (dependency group: dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,7 @@ fi
 missing=()
 command -v tesseract >/dev/null || missing+=(tesseract-ocr)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 "$python" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -39,7 +40,7 @@ fi
 pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
 # pip >= 25.1 reads dependency groups
 .venv/bin/python -c 'import sys, pip; sys.exit(int(pip.__version__.split(".")[0]) < 25)' || "${pip[@]}" install --upgrade pip
-"${pip[@]}" install -e ".[vision]"
+"${pip[@]}" install -e ".[offline,llm]"
 if [ "$dev" -eq 1 ]; then
   "${pip[@]}" install --group dev
 fi

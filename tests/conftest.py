@@ -8,7 +8,7 @@ import subprocess
 import sys
 import wave
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,3 +109,18 @@ def wav_info(path: Path) -> tuple[float, int, int, int, int]:
             samples.byteswap()
         peak = max((abs(s) for s in samples), default=0)
     return frames / rate, rate, channels, width, peak
+
+
+@pytest.fixture
+def expert_ctx(tmp_path: Path) -> Iterator[Any]:
+    """A real TaskContext: a scratch folder and a session in a fresh store, default settings."""
+    from baton.config import Settings
+    from baton.experts import TaskContext
+    from baton.store import Store
+
+    home = tmp_path / "home"
+    store = Store(home)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    yield TaskContext(store, store.session("test").id, workdir, Settings(home=home))
+    store.close()

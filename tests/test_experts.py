@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from baton.catalog import ModelCard, load_catalog
+from baton.config import Settings
 from baton.experts import ExpertError
 from baton.experts.builtin.ocr import TesseractOCR
 from baton.experts.builtin.speech import EspeakTTS
@@ -29,6 +30,7 @@ class Context:
         self.workdir.mkdir(parents=True)
         self.store.mkdir()
         self.saved: list[Artifact] = []
+        self.settings = Settings(home=root)
 
     def save_file(self, path: Path) -> Artifact:
         sha = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -17,7 +17,7 @@ from pathlib import Path
 from baton.catalog import Catalog, ModelCard, load_catalog
 from baton.config import Settings
 from baton.execute import Event, SlotGate, execute
-from baton.experts import ExpertError
+from baton.experts import ExpertError, TaskContext
 from baton.experts.cache import ExpertCache
 from baton.media import Artifact, BadInput, MediaKind, Resource, check_media_file
 from baton.plan import REF, Arg, Plan, ValidPlan, validate
@@ -49,19 +49,6 @@ class Result:
             for resource in results.values()
             if resource.artifact is not None
         }
-
-
-class _TaskContext:
-    """What one expert may touch: its scratch folder and the session's store."""
-
-    def __init__(self, store: Store, session_id: str, workdir: Path) -> None:
-        self._store, self._session_id, self.workdir = store, session_id, workdir
-
-    def save_bytes(self, data: bytes, ext: str) -> Artifact:
-        return self._store.add_bytes(self._session_id, data, ext)
-
-    def save_file(self, path: Path) -> Artifact:
-        return self._store.add_file(self._session_id, path)
 
 
 class Assistant:
@@ -194,7 +181,7 @@ class Assistant:
                 workdir = Path(tempfile.mkdtemp(prefix=f"task-{os.getpid()}-", dir=self._scratch))
                 try:
                     expert = self.experts.get(card)
-                    context = _TaskContext(self.store, run.session_id, workdir)
+                    context = TaskContext(self.store, run.session_id, workdir, self.settings)
                     return expert.run(arguments, valid.options[task_id], context)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)

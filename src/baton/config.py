@@ -1,29 +1,45 @@
-"""Settings: where baton keeps its data and how much work it runs at once.
+"""Settings: where baton keeps its data, what it may reach, and which LLM (if any) conducts.
 
 Read from environment variables, then an optional ``config.toml`` in ``BATON_HOME``; environment
 variables win.
 
-| variable            | config key     | default                                  |
-|---------------------|----------------|------------------------------------------|
-| BATON_HOME          |                | the user's data folder (~/.local/share/baton) |
-| BATON_CPU_SLOTS     | cpu_slots      | the number of CPU cores                  |
-| BATON_TASK_TIMEOUT  | task_timeout   | 300 (seconds per task)                   |
+| variable                      | config key              | default                                  |
+|-------------------------------|-------------------------|------------------------------------------|
+| BATON_HOME                    |                         | the user's data folder (~/.local/share/baton) |
+| BATON_CPU_SLOTS               | cpu_slots               | the number of CPU cores                  |
+| BATON_TASK_TIMEOUT            | task_timeout            | 300 (seconds per task)                   |
+| BATON_ALLOW_NETWORK           | allow_network           | false: downloaders and URL inputs refuse |
+| BATON_ALLOW_PRIVATE_NETWORK   | allow_private_network   | false: loopback/private/link-local refused |
+| BATON_MAX_DOWNLOAD_MB         | max_download_mb         | 50                                       |
+| BATON_MAX_MEDIA_SECONDS       | max_media_seconds       | 600 (longest audio/video accepted)       |
+| OPENAI_BASE_URL               | llm.base_url            | none (OPENAI_API_BASE is read too)       |
+| OPENAI_API_KEY                | llm.api_key             | none (local servers need none)           |
+| BATON_LLM_MODEL               | llm.model               | none                                     |
+| BATON_LLM_JSON_MODE           | llm.json_mode           | auto (json_schema, json_object, prompt)  |
+| BATON_LLM_TIMEOUT             | llm.timeout             | 120 (seconds per call)                   |
+| BATON_LLM_MAX_RETRIES         | llm.max_retries         | 3 (on 429 and 5xx, with backoff)         |
+
+An LLM is configured when a model or a base URL is set.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from baton.media import BadInput
 
-__all__ = ["Settings", "default_home"]
+__all__ = ["JsonMode", "Settings", "default_home"]
+
+JsonMode = Literal["auto", "json_schema", "json_object", "prompt"]
+JSON_MODES: tuple[str, ...] = ("auto", "json_schema", "json_object", "prompt")
 
 
 def default_home() -> Path:
-    if "BATON_HOME" in os.environ:
+    if os.environ.get("BATON_HOME"):
         return Path(os.environ["BATON_HOME"]).expanduser()
     from platformdirs import user_data_dir
 
@@ -33,32 +49,91 @@ def default_home() -> Path:
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    cpu_slots: int
-    task_timeout: float
+    cpu_slots: int = 2
+    task_timeout: float = 300
+    allow_network: bool = False
+    allow_private_network: bool = False
+    max_download_mb: float = 50
+    max_media_seconds: float = 600
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str | None = None
+    llm_json_mode: JsonMode = "auto"
+    llm_timeout: float = 120
+    llm_max_retries: int = 3
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_model or self.llm_base_url)
 
     @classmethod
-    def load(cls) -> Settings:
+    def load(cls, **overrides: Any) -> Settings:
+        """Settings from the environment and ``$BATON_HOME/config.toml``; keyword overrides win."""
         home = default_home()
-        file_values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         config = home / "config.toml"
         if config.exists():
             try:
-                file_values = tomllib.loads(config.read_text())
+                values = tomllib.loads(config.read_text())
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise BadInput(f"{config} is not valid TOML ({exc}); fix or delete it") from None
+        llm_file = values.get("llm", {})
+        if not isinstance(llm_file, dict):
+            raise BadInput(f"{config}: 'llm' must be a table ([llm]); fix or delete it")
+        notices: list[str] = []
 
-        def number(env: str, key: str, default: float) -> float:
-            raw = os.environ.get(env, file_values.get(key, default))
+        def raw(env: str, key: str, default: Any, table: dict[str, Any] = values) -> Any:
+            return os.environ[env] if os.environ.get(env, "") != "" else table.get(key, default)
+
+        def number(env: str, key: str, default: float, table: dict[str, Any] = values, zero_ok: bool = False) -> float:
+            given = raw(env, key, default, table)
             try:
-                value = float(raw)  # type: ignore[arg-type]
+                value = float(given)
             except (TypeError, ValueError):
-                raise BadInput(f"{env} / {key} must be a number, not {raw!r}") from None
-            if value <= 0:
-                raise BadInput(f"{env} / {key} must be positive, not {raw!r}")
+                raise BadInput(f"{env} (or '{key}' in config.toml) must be a number, not {given!r}") from None
+            if value < 0 or (value == 0 and not zero_ok):
+                least = "zero or more" if zero_ok else "positive"
+                raise BadInput(f"{env} (or '{key}' in config.toml) must be {least}, not {given!r}")
             return value
 
-        return cls(
+        def flag(env: str, key: str) -> bool:
+            given = raw(env, key, False)
+            if isinstance(given, bool):
+                return given
+            text = str(given).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise BadInput(f"{env} (or '{key}' in config.toml) must be true or false, not {given!r}")
+
+        base_url = raw("OPENAI_BASE_URL", "base_url", None, llm_file)
+        if base_url is None and os.environ.get("OPENAI_API_BASE"):
+            base_url = os.environ["OPENAI_API_BASE"]
+            notices.append("OPENAI_API_BASE is the old name; set OPENAI_BASE_URL instead")
+        json_mode = str(raw("BATON_LLM_JSON_MODE", "json_mode", "auto", llm_file))
+        if json_mode not in JSON_MODES:
+            raise BadInput(f"BATON_LLM_JSON_MODE must be one of {', '.join(JSON_MODES)}, not {json_mode!r}")
+        settings = cls(
             home=home,
             cpu_slots=int(number("BATON_CPU_SLOTS", "cpu_slots", os.cpu_count() or 1)),
             task_timeout=number("BATON_TASK_TIMEOUT", "task_timeout", 300),
+            allow_network=flag("BATON_ALLOW_NETWORK", "allow_network"),
+            allow_private_network=flag("BATON_ALLOW_PRIVATE_NETWORK", "allow_private_network"),
+            max_download_mb=number("BATON_MAX_DOWNLOAD_MB", "max_download_mb", 50),
+            max_media_seconds=number("BATON_MAX_MEDIA_SECONDS", "max_media_seconds", 600),
+            llm_base_url=base_url or None,
+            llm_api_key=raw("OPENAI_API_KEY", "api_key", None, llm_file) or None,
+            llm_model=raw("BATON_LLM_MODEL", "model", None, llm_file) or None,
+            llm_json_mode=json_mode,  # type: ignore[arg-type]
+            llm_timeout=number("BATON_LLM_TIMEOUT", "timeout", 120, llm_file),
+            llm_max_retries=int(number("BATON_LLM_MAX_RETRIES", "max_retries", 3, llm_file, zero_ok=True)),
+            notices=tuple(notices),
         )
+        return settings.replace(**overrides) if overrides else settings
+
+    def replace(self, **changes: Any) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)

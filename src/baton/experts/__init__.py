@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from baton.catalog import ModelCard
+    from baton.config import Settings
     from baton.media import Artifact, Resource
+    from baton.store import Store
 
-__all__ = ["Expert", "ExpertContext", "ExpertError"]
+__all__ = ["Expert", "ExpertContext", "ExpertError", "TaskContext"]
 
 
 class ExpertError(RuntimeError):
@@ -27,9 +29,25 @@ class ExpertContext(Protocol):
     @property
     def workdir(self) -> Path: ...
 
+    @property
+    def settings(self) -> Settings: ...
+
     def save_bytes(self, data: bytes, ext: str) -> Artifact: ...
 
     def save_file(self, path: Path) -> Artifact: ...
+
+
+class TaskContext:
+    """The ExpertContext of one task: its scratch folder, and artifacts saved into a session's store."""
+
+    def __init__(self, store: Store, session_id: str, workdir: Path, settings: Settings) -> None:
+        self._store, self._session_id, self.workdir, self.settings = store, session_id, workdir, settings
+
+    def save_bytes(self, data: bytes, ext: str) -> Artifact:
+        return self._store.add_bytes(self._session_id, data, ext)
+
+    def save_file(self, path: Path) -> Artifact:
+        return self._store.add_file(self._session_id, path)
 
 
 class Expert:

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
 from baton.media import Resource
+
+CARDS = [
+    ModelCard(
+        id="builtin/tesseract",
+        task="image-to-text",
+        backend="builtin",
+        description="Tesseract OCR: reads printed text in an image (not handwriting, no captions).",
+        factory="baton.experts.builtin.ocr:TesseractOCR",
+        popularity=60_000,
+        popularity_source="GitHub stars of tesseract-ocr/tesseract",
+        memory_mb=60,
+        licence="Apache-2.0",
+        python=("pytesseract", "PIL"),
+        extra="vision",
+        binaries=("tesseract",),
+        apt=("tesseract-ocr",),
+    )
+]
 
 
 class TesseractOCR(Expert):

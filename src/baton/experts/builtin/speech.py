@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
 from baton.experts.process import run_program
 from baton.media import Resource
+
+CARDS = [
+    ModelCard(
+        id="builtin/espeak-ng",
+        task="text-to-speech",
+        backend="builtin",
+        description="eSpeak NG formant speech synthesis: many languages, robotic voice; WAV out. "
+        "Options: voice (e.g. en-us, fr), speed (words per minute, 80-450).",
+        factory="baton.experts.builtin.speech:EspeakTTS",
+        popularity=5_000,
+        popularity_source="GitHub stars of espeak-ng/espeak-ng",
+        memory_mb=10,
+        licence="GPL-3.0",
+        binaries=("espeak-ng",),
+        apt=("espeak-ng",),
+    )
+]
 
 
 class EspeakTTS(Expert):
