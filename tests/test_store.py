@@ -95,7 +95,7 @@ def test_a_new_migration_runs_once_on_an_existing_database(home: Path, monkeypat
     for _ in range(2):
         opened = Store(home)
         opened.db.execute("INSERT INTO notes (text) VALUES ('x')")
-        names = [r[0] for r in opened.db.execute("SELECT name FROM _migrations")]
+        names = [r[0] for r in opened.db.execute("SELECT name FROM _migrations ORDER BY rowid")]
         opened.close()
     assert calls == [1]
     assert names[-1] == "m002_notes"

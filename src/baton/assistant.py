@@ -13,21 +13,26 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from baton.catalog import Catalog, ModelCard, load_catalog
 from baton.config import Settings
 from baton.execute import Event, SlotGate, execute
 from baton.experts import ExpertError, TaskContext
 from baton.experts.cache import ExpertCache
+from baton.llm import LLM, LLMError, Usage
 from baton.media import Artifact, BadInput, MediaKind, Resource, check_media_file
 from baton.plan import REF, Arg, Plan, ValidPlan, validate
-from baton.planners import Planner
-from baton.respond import template_answer
+from baton.planners import PlanContext, Planner, PlanningFailed
+from baton.respond import llm_answer, template_answer
 from baton.runs import Run, TaskRecord
-from baton.select import NoExpert, select
+from baton.select import NoExpert, choose_with_llm, runnable, select
 from baton.store import Store, pid_alive
 
-__all__ = ["Assistant", "Result"]
+__all__ = ["Assistant", "PlannerName", "Result", "SelectMode"]
+
+PlannerName = Literal["auto", "local", "llm"]
+SelectMode = Literal["rank", "llm"]
 
 
 @dataclass
@@ -61,15 +66,15 @@ class Assistant:
         store: Store | None = None,
         catalog: Catalog | None = None,
         planner: Planner | None = None,
+        llm: LLM | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.store = store or Store(self.settings.home)
         self.catalog = catalog or load_catalog()
-        if planner is None:
-            from baton.planners.local import KeywordPlanner
-
-            planner = KeywordPlanner()
-        self.planner = planner
+        self.planner = planner  # None: the LLM planner when an LLM is configured, else the local one
+        if llm is None and self.settings.llm_configured:
+            llm = LLM(self.settings)
+        self.llm = llm
         self.experts = ExpertCache()
         self._scratch = self.store.home / "tmp"
         _remove_orphaned_scratch(self._scratch)
@@ -85,6 +90,27 @@ class Assistant:
         self.experts.clear()
         self.store.close()
 
+    def require_llm(self, what: str) -> LLM:
+        if self.llm is None:
+            raise BadInput(
+                f"{what} needs an LLM, and none is configured: set BATON_LLM_MODEL and OPENAI_BASE_URL "
+                "(or OPENAI_API_KEY for OpenAI)"
+            )
+        return self.llm
+
+    def choose_planner(self, name: PlannerName = "auto") -> Planner:
+        """The planner for ``--planner``: auto = the LLM when one is configured, else the local planner."""
+        if name == "auto" and self.planner is not None:
+            return self.planner
+        if name == "llm" or (name == "auto" and self.llm is not None):
+            from baton.planners.llm import LLMPlanner
+
+            runnable_tasks = {card.task for card in self.catalog if not card.missing(self.settings)}
+            return LLMPlanner(self.require_llm("--planner llm"), runnable_tasks)
+        from baton.planners.local import KeywordPlanner
+
+        return KeywordPlanner()
+
     @staticmethod
     def check_inputs(paths: Sequence[Path]) -> dict[str, tuple[Path, MediaKind]]:
         """The user's files by their own file name, each checked to be the media it claims."""
@@ -98,6 +124,13 @@ class Assistant:
             labels[path.name] = (path, kind)
         return labels
 
+    def history(self, session_id: str | None, limit: int = 20) -> list[tuple[str, str]]:
+        """The session's earlier (request, answer) pairs, oldest first."""
+        if session_id is None:
+            return []
+        runs = self.store.runs(limit=limit, session_id=session_id)
+        return [(run.request, run.answer) for run in reversed(runs) if run.status != "running"]
+
     def prepare(
         self,
         request: str,
@@ -105,11 +138,15 @@ class Assistant:
         *,
         plan: Plan | None = None,
         session: str | None = None,
+        planner: PlannerName = "auto",
+        usage: Usage | None = None,
+        plan_select: bool = False,
     ) -> tuple[Run, ValidPlan]:
         """Check the inputs, plan and validate, then store the inputs.
 
         Raises BadInput, PlannerError or PlanError before anything is written: a rejected request
-        leaves the store as it was.
+        leaves the store as it was. An LLM planner that fails raises PlanningFailed or LLMError, which
+        ``run`` records as a failed run.
         """
         request = request.strip()
         if not request and plan is None:
@@ -123,9 +160,17 @@ class Assistant:
             known = {name: artifact.kind for name, artifact in self.store.files_of(existing.id).items()}
         kinds = {label: kind for label, (_, kind) in labels.items()}
         known.update(kinds)
-        planner = "given" if plan is not None else self.planner.name
+        chosen_planner = "given"
         if plan is None:
-            plan = self.planner.plan(request, list(kinds.items()))
+            planning = self.choose_planner(planner)
+            chosen_planner = planning.name
+            context = PlanContext(
+                known=known,
+                history=self.history(existing.id if existing else None),
+                usage=usage,
+                candidates=self._candidates() if plan_select else None,
+            )
+            plan = planning.plan(request, list(kinds.items()), context)
         valid = validate(plan, known)
         record = existing or self.store.session(session)
         for label, (path, _) in labels.items():
@@ -134,12 +179,42 @@ class Assistant:
             id=uuid.uuid4().hex[:12],
             session_id=record.id,
             request=request,
-            planner=planner,
+            planner=chosen_planner,
             plan=plan,
             tasks=[TaskRecord(id=task.id, task=valid.specs[task.id].name) for task in plan.tasks],
             created=time.time(),
         )
         return run, valid
+
+    def _candidates(self) -> dict[str, list[tuple[str, str]]]:
+        """Runnable models per task, for planning and choosing in one call."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        for card in self.catalog:
+            if not card.missing(self.settings):
+                found.setdefault(card.task, []).append((card.id, card.description))
+        return found
+
+    def _failed_planning(
+        self, request: str, inputs: Sequence[Path], session: str | None, planner: str, error: str
+    ) -> Run:
+        """Record a request whose planning failed: its inputs are kept, the run says why."""
+        record = self.store.session(session)
+        for label, (path, _) in self.check_inputs(inputs).items():
+            self.store.add_file(record.id, path, label=label, origin="input")
+        run = Run(
+            id=uuid.uuid4().hex[:12],
+            session_id=record.id,
+            request=request.strip(),
+            planner=planner,
+            status="failed",
+            error=f"planning failed: {error}",
+            answer=f"I could not plan this request: {error}",
+            created=time.time(),
+            finished=time.time(),
+        )
+        self.store.start_run(run)
+        self.store.finish_run(run)
+        return run
 
     async def run(
         self,
@@ -149,24 +224,104 @@ class Assistant:
         plan: Plan | None = None,
         session: str | None = None,
         models: Mapping[str, str] | None = None,
+        planner: PlannerName = "auto",
+        select_mode: SelectMode = "rank",
+        plan_select: bool = False,
         on_event: Callable[[Run, Event], None] | None = None,
         on_start: Callable[[Run], None] | None = None,
+        on_answer: Callable[[str], None] | None = None,
     ) -> Result:
-        """Run one request end to end. Bad input raises BadInput/PlanError before anything runs."""
-        run, valid = self.prepare(request, inputs, plan=plan, session=session)
-        chosen: dict[int, ModelCard] = {}
-        unavailable: dict[int, str] = {}
-        for task in run.tasks:
-            try:
-                chosen[task.id] = select(task.task, self.catalog, models).card
-                task.model = chosen[task.id].id
-            except NoExpert as exc:
-                unavailable[task.id] = str(exc)
+        """Run one request end to end. Bad input raises BadInput/PlanError before anything runs.
+
+        ``on_answer`` receives the LLM's answer as it streams (nothing without an LLM).
+        """
+        usage = Usage()
+        notices_before = len(self.llm.notices) if self.llm else 0
+        if select_mode == "llm":
+            self.require_llm("--select llm")
+        if plan_select:
+            self.require_llm("--plan-select")
+        try:
+            run, valid = self.prepare(
+                request, inputs, plan=plan, session=session, planner=planner, usage=usage, plan_select=plan_select
+            )
+        except (PlanningFailed, LLMError) as exc:
+            failed = self._failed_planning(request, inputs, session, "llm", str(exc))
+            failed.usage = usage.stages
+            self._add_llm_notices(failed, notices_before)
+            self.store.finish_run(failed)
+            return Result(run=failed)
+        run.usage = usage.stages
+        chosen, unavailable = self._assign(run, models, select_mode, usage)
         self.store.start_run(run)
         if on_start:
             on_start(run)
-        known = self.store.files_of(run.session_id)
         outputs: dict[int, dict[str, Resource]] = {}
+        try:
+            await self.execute(run, valid, chosen, unavailable, outputs, usage, on_event)
+        except BaseException as exc:  # Ctrl-C, or a failure outside the tasks: record the run as stopped
+            self._stop(run, outputs, exc)
+            raise
+        run.status = "succeeded" if all(t.status == "succeeded" for t in run.tasks) else "failed"
+        run.answer = await self._answer(run, outputs, usage, on_answer)
+        self._add_llm_notices(run, notices_before)
+        run.finished = time.time()
+        self.store.finish_run(run)
+        return Result(run=run, outputs=outputs)
+
+    def _assign(
+        self, run: Run, models: Mapping[str, str] | None, select_mode: SelectMode, usage: Usage
+    ) -> tuple[dict[int, ModelCard], dict[int, str]]:
+        """A model for each task: forced by the user, chosen by the planner or the LLM, or ranked."""
+        chosen: dict[int, ModelCard] = {}
+        unavailable: dict[int, str] = {}
+        planned = {task.id: task.model for task in run.plan.tasks}
+        for task in run.tasks:
+            try:
+                selection = select(task.task, self.catalog, models, self.settings)
+            except NoExpert as exc:
+                unavailable[task.id] = str(exc)
+                continue
+            chosen[task.id] = selection.card
+            wanted = planned.get(task.id)
+            if wanted and not (models and task.task in models):
+                options = {card.id: card for card in (selection.card, *selection.alternatives)}
+                if wanted in options:
+                    chosen[task.id] = options[wanted]
+                else:
+                    run.notices.append(
+                        f"the plan chose '{wanted}' for task {task.id}, which cannot run {task.task} here; "
+                        f"using {selection.card.id}"
+                    )
+        if select_mode == "llm" and self.llm is not None:
+            open_tasks = {
+                task.id: (task.task, runnable(task.task, self.catalog, self.settings))
+                for task in run.tasks
+                if task.id in chosen and not (models and task.task in models)
+            }
+            try:
+                picks, notices = choose_with_llm(run.request, open_tasks, self.llm, usage)
+            except LLMError as exc:
+                picks, notices = {}, [f"choosing models with the LLM failed ({exc}); using the ranked choices"]
+            run.notices += notices
+            for tid, model_id in picks.items():
+                chosen[tid] = self.catalog.get(model_id)
+        for task in run.tasks:
+            task.model = chosen[task.id].id if task.id in chosen else None
+        return chosen, unavailable
+
+    async def execute(
+        self,
+        run: Run,
+        valid: ValidPlan,
+        chosen: Mapping[int, ModelCard],
+        unavailable: Mapping[int, str],
+        outputs: dict[int, dict[str, Resource]],
+        usage: Usage | None = None,
+        on_event: Callable[[Run, Event], None] | None = None,
+    ) -> None:
+        """Run the tasks of a validated plan with their chosen experts, recording each outcome."""
+        known = self.store.files_of(run.session_id)
 
         async def run_one(task_id: int) -> dict[str, Resource]:
             if task_id in unavailable:
@@ -181,7 +336,7 @@ class Assistant:
                 workdir = Path(tempfile.mkdtemp(prefix=f"task-{os.getpid()}-", dir=self._scratch))
                 try:
                     expert = self.experts.get(card)
-                    context = TaskContext(self.store, run.session_id, workdir, self.settings)
+                    context = TaskContext(self.store, run.session_id, workdir, self.settings, self.llm, usage)
                     return expert.run(arguments, valid.options[task_id], context)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
@@ -210,33 +365,58 @@ class Assistant:
             if on_event:
                 on_event(run, event)
 
-        try:
-            await execute(
-                valid.deps(),
-                run_one,
-                gate=SlotGate(self.settings.cpu_slots),
-                timeout=self.settings.task_timeout,
-                on_event=record,
-                describe_error=_describe,
-            )
-        except BaseException as exc:  # Ctrl-C, or a failure outside the tasks: record the run as stopped
-            reason = (
-                "cancelled by the user"
-                if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
-                else _describe(exc)
-            )
-            run.status, run.error, run.finished = "interrupted", reason, time.time()
-            for task in run.tasks:
-                if task.status in ("pending", "running"):
-                    task.status, task.error = "cancelled", reason
-            run.answer = template_answer(run, outputs)
-            self.store.finish_run(run)
-            raise
-        run.status = "succeeded" if all(t.status == "succeeded" for t in run.tasks) else "failed"
+        pending = {task.id for task in run.tasks if task.status == "pending"}
+        await execute(
+            {tid: [d for d in deps if d in pending] for tid, deps in valid.deps().items() if tid in pending},
+            run_one,
+            gate=SlotGate(self.settings.cpu_slots),
+            timeout=self.settings.task_timeout,
+            on_event=record,
+            describe_error=_describe,
+        )
+
+    def _stop(self, run: Run, outputs: dict[int, dict[str, Resource]], exc: BaseException) -> None:
+        reason = (
+            "cancelled by the user" if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)) else _describe(exc)
+        )
+        run.status, run.error, run.finished = "interrupted", reason, time.time()
+        for task in run.tasks:
+            if task.status in ("pending", "running"):
+                task.status, task.error = "cancelled", reason
         run.answer = template_answer(run, outputs)
-        run.finished = time.time()
         self.store.finish_run(run)
-        return Result(run=run, outputs=outputs)
+
+    async def _answer(
+        self,
+        run: Run,
+        outputs: dict[int, dict[str, Resource]],
+        usage: Usage,
+        on_answer: Callable[[str], None] | None,
+    ) -> str:
+        """The LLM's answer when one is configured (the template answer if it fails), else the template."""
+        llm = self.llm
+        if llm is None:
+            return template_answer(run, outputs)
+        from baton.planners.llm import history_text
+
+        known = self.store.files_of(run.session_id)
+        history = history_text(self.history(run.session_id))  # this run is still 'running': not included
+        try:
+            answer, notices = await asyncio.get_running_loop().run_in_executor(
+                self._pool,
+                lambda: llm_answer(
+                    run, outputs, llm, usage=usage, on_delta=on_answer, history=history, known_files=known
+                ),
+            )
+        except LLMError as exc:
+            run.notices.append(f"the LLM could not write the answer ({exc}); this is the template answer")
+            return template_answer(run, outputs)
+        run.notices += notices
+        return answer
+
+    def _add_llm_notices(self, run: Run, since: int) -> None:
+        if self.llm is not None:
+            run.notices += self.llm.notices[since:]
 
     @staticmethod
     def _resolve(

@@ -123,14 +123,46 @@ def run(
             "--session", "-s", metavar="NAME", help="Continue (or start) the named session; a new one by default."
         ),
     ] = None,
+    planner: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|local|llm",
+            help="Who plans: the LLM (the default when one is configured) or the local planner (no LLM).",
+        ),
+    ] = "auto",
+    select_mode: Annotated[
+        str,
+        typer.Option(
+            "--select",
+            metavar="rank|llm",
+            help="How experts are chosen: ranked here (no LLM call), or by the LLM in one call for the whole plan.",
+        ),
+    ] = "rank",
+    plan_select: Annotated[
+        bool, typer.Option("--plan-select", help="Plan and choose experts in a single LLM call.")
+    ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            metavar="plan|agent",
+            help="plan: plan the whole graph, then run it. agent: the LLM calls one tool at a time (needs an LLM).",
+        ),
+    ] = "plan",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Plan and run a request; print the answer and the paths of the files it made.
 
-    Exit code: 0 when every task succeeded, 1 when a task failed or was skipped, 2 for bad input.
+    With an LLM configured (BATON_LLM_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY) the LLM plans and
+    answers, and the answer streams; without one, the local planner and a template answer are used.
+
+    Exit code: 0 when every task succeeded, 1 when a task failed or was skipped (or planning
+    failed), 2 for bad input.
     """
     import asyncio
 
+    _choice("--planner", planner, ("auto", "local", "llm"))
+    _choice("--select", select_mode, ("rank", "llm"))
+    _choice("--mode", mode, ("plan", "agent"))
     with _user_errors():
         from baton.assistant import Assistant
         from baton.plan import parse_plan
@@ -150,19 +182,39 @@ def run(
             overrides = parse_model_overrides(model or [], assistant.catalog)
         except ValueError as exc:
             raise _fail(str(exc)) from None
+        if plan is not None and mode == "agent":
+            raise _fail("--plan and --mode agent do not go together: a given plan is run as it is")
         progress = _Progress(enabled=not as_json)
+        streamed = _AnswerStream(enabled=not as_json, before=progress.stop)
         try:
-            result = asyncio.run(
-                assistant.run(
+            if mode == "agent":
+                from baton.agent import run_agent
+
+                work = run_agent(
+                    assistant,
+                    request,
+                    inputs or [],
+                    session=session,
+                    models=overrides,
+                    on_start=progress.start,
+                    on_event=progress.update,
+                    on_answer=streamed.write,
+                )
+            else:
+                work = assistant.run(
                     request,
                     inputs or [],
                     plan=plan,
                     session=session,
                     models=overrides,
+                    planner=planner,  # type: ignore[arg-type]
+                    select_mode=select_mode,  # type: ignore[arg-type]
+                    plan_select=plan_select,
                     on_start=progress.start,
                     on_event=progress.update,
+                    on_answer=streamed.write,
                 )
-            )
+            result = asyncio.run(work)
         except KeyboardInterrupt:
             progress.stop()
             run_id = progress.run.id if progress.run else None
@@ -177,14 +229,46 @@ def run(
     if as_json:
         print(json.dumps(_result_json(result), ensure_ascii=False, indent=2))
     else:
-        out = _console()
+        _print_result(result, streamed.used)
+    raise typer.Exit(EXIT_OK if result.ok and result.run.status == "succeeded" else EXIT_TASK_FAILED)
+
+
+def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise _fail(f"{option} must be one of {', '.join(allowed)}, not '{value}'")
+
+
+def _print_result(result: Result, streamed: bool) -> None:
+    """The answer (unless it already streamed), the files it made, and notices."""
+    out = _console()
+    if streamed:
+        out.print()
+    else:
         out.print(result.run.answer, markup=False)
-        artifacts = result.artifacts()
-        if artifacts:
-            out.print("\nFiles:", markup=False)
-            for name, path in artifacts.items():
-                out.print(f"  {name}  {path}", markup=False)
-    raise typer.Exit(EXIT_OK if result.ok else EXIT_TASK_FAILED)
+    artifacts = result.artifacts()
+    if artifacts:
+        out.print("\nFiles:", markup=False)
+        for name, path in artifacts.items():
+            out.print(f"  {name}  {path}", markup=False)
+    err = _console(stderr=True)
+    for notice in result.run.notices:
+        err.print(f"[yellow]notice:[/] {_esc(notice)}")
+
+
+class _AnswerStream:
+    """Prints the LLM's answer to stdout as it arrives (after the progress display is done)."""
+
+    def __init__(self, enabled: bool, before: Any) -> None:
+        self.enabled, self.before, self.used = enabled, before, False
+
+    def write(self, piece: str) -> None:
+        if not self.enabled:
+            return
+        if not self.used:
+            self.before()
+            self.used = True
+        sys.stdout.write(piece)
+        sys.stdout.flush()
 
 
 def _result_json(result: Result) -> dict[str, Any]:
@@ -207,6 +291,10 @@ def _result_json(result: Result) -> dict[str, Any]:
             for task in run.tasks
         ],
         "artifacts": {name: str(path) for name, path in result.artifacts().items()},
+        "planner": run.planner,
+        "error": run.error,
+        "notices": run.notices,
+        "usage": run.usage,
     }
 
 
@@ -432,6 +520,15 @@ def runs_show(
             node.add(f"[red]error:[/] {_esc(record.error)}")
     if found.error:
         tree.add(f"[red]error:[/] {_esc(found.error)}")
+    for notice in found.notices:
+        tree.add(f"[yellow]notice:[/] {_esc(notice)}")
+    if found.usage:
+        node = tree.add("LLM use")
+        for stage, counts in found.usage.items():
+            node.add(
+                f"{stage}: {counts['calls']} call{'s' if counts['calls'] != 1 else ''}, "
+                f"{counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion tokens"
+            )
     console = _console()
     console.print(tree)
     if found.answer:

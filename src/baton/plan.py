@@ -47,6 +47,7 @@ class Task(BaseModel):
     task: str
     args: dict[str, Any] | list[Any] = Field(default_factory=dict)
     dep: list[int] = Field(default_factory=list)
+    model: str | None = None  # a model the planner chose (plan-and-select in one call)
 
 
 class Plan(BaseModel):

@@ -39,6 +39,8 @@ class Run(BaseModel):
     tasks: list[TaskRecord] = Field(default_factory=list)
     answer: str = ""
     error: str | None = None
+    notices: list[str] = Field(default_factory=list)  # things the user should know: fallbacks, repairs
+    usage: dict[str, dict[str, int]] = Field(default_factory=dict)  # LLM calls and tokens per stage
     created: float = 0.0
     finished: float | None = None
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from baton.catalog import Catalog, ModelCard, UnknownModel
 from baton.tasks import get_task
 
-__all__ = ["NoExpert", "Selection", "parse_model_overrides", "select"]
+if TYPE_CHECKING:
+    from baton.config import Settings
+    from baton.llm import LLM, Usage
+
+__all__ = ["NoExpert", "Selection", "choose_with_llm", "parse_model_overrides", "runnable", "select"]
 
 
 class NoExpert(LookupError):
@@ -21,30 +26,102 @@ class Selection:
     alternatives: tuple[ModelCard, ...] = ()  # runnable fallbacks, best first
 
 
-def _rank(card: ModelCard) -> tuple[int, int, int]:
-    # offline builtin experts first, then smaller memory, then popularity
-    return (0 if card.backend == "builtin" else 1, card.memory_mb, -card.popularity)
+def _rank(card: ModelCard) -> tuple[int, int]:
+    # smaller first (offline builtin and LLM-served experts are small here), then popularity
+    return (card.memory_mb, -card.popularity)
 
 
-def select(task: str, catalog: Catalog, forced: Mapping[str, str] | None = None) -> Selection:
+def runnable(task: str, catalog: Catalog, settings: Settings | None = None) -> list[ModelCard]:
+    """The models that can run ``task`` here, best first."""
+    return [card for card in sorted(catalog.for_task(task), key=_rank) if not card.missing(settings)]
+
+
+def select(
+    task: str, catalog: Catalog, forced: Mapping[str, str] | None = None, settings: Settings | None = None
+) -> Selection:
     """The best runnable model for ``task`` (or the one the user forced); raises NoExpert."""
     forced = forced or {}
     if task in forced:
         card = catalog.get(forced[task])
-        missing = card.missing()
+        missing = card.missing(settings)
         if missing:
             raise NoExpert(f"{card.id} cannot run here: {'; '.join(missing)}")
         return Selection(card)
-    candidates = sorted(catalog.for_task(task), key=_rank)
-    runnable = [card for card in candidates if not card.missing()]
-    if runnable:
-        return Selection(runnable[0], tuple(runnable[1:]))
+    ready = runnable(task, catalog, settings)
+    if ready:
+        return Selection(ready[0], tuple(ready[1:]))
+    candidates = catalog.for_task(task)
     if not candidates:
         raise NoExpert(
             f"no model for {task} is in the catalogue yet; install a plugin that provides one (see 'baton models')"
         )
-    fixes = "; ".join(f"{card.id}: {', '.join(card.missing())}" for card in candidates)
+    fixes = "; ".join(f"{card.id}: {', '.join(card.missing(settings))}" for card in candidates)
     raise NoExpert(f"no model for {task} can run here. To make one available: {fixes}")
+
+
+def choose_with_llm(
+    request: str,
+    tasks: Mapping[int, tuple[str, Sequence[ModelCard]]],
+    llm: LLM,
+    usage: Usage | None = None,
+    top_k: int = 5,
+) -> tuple[dict[int, str], list[str]]:
+    """ONE LLM call choosing a model for every task that has several candidates.
+
+    ``tasks`` maps task id -> (task name, runnable candidates best first). Returns the valid choices
+    (task id -> model id) and notices for choices that were not among the candidates.
+    """
+    from baton.llm import parse_json
+    from baton.prompts import render
+
+    open_choices = {tid: (name, list(cards)[:top_k]) for tid, (name, cards) in tasks.items() if len(cards) > 1}
+    if not open_choices:
+        return {}, []
+    lines = []
+    for tid, (name, cards) in open_choices.items():
+        lines.append(f"task {tid} ({name}):")
+        lines += [f"  - {card.id}: {card.description}" for card in cards]
+    prompt = render("select_system.txt", request=request, tasks="\n".join(lines))
+    reply = llm.chat([{"role": "user", "content": prompt}], stage="select", usage=usage, json_schema=SELECT_SCHEMA)
+    data = parse_json(reply.content)
+    picks = data.get("choices", []) if isinstance(data, dict) else data if isinstance(data, list) else []
+    chosen: dict[int, str] = {}
+    notices: list[str] = []
+    for pick in picks:
+        if not isinstance(pick, dict):
+            continue
+        try:
+            tid = int(pick.get("id"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        model = str(pick.get("model", ""))
+        if tid not in open_choices:
+            continue
+        if model in {card.id for card in open_choices[tid][1]}:
+            chosen[tid] = model
+    for tid, (_, cards) in open_choices.items():
+        if tid not in chosen:
+            notices.append(
+                f"the LLM chose no valid model for task {tid} (candidates: {', '.join(c.id for c in cards)}); "
+                f"using the ranked choice {cards[0].id}"
+            )
+    return chosen, notices
+
+
+SELECT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "choices": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"id": {"type": "integer"}, "model": {"type": "string"}, "reason": {"type": "string"}},
+                "required": ["id", "model"],
+            },
+        }
+    },
+    "required": ["choices"],
+}
 
 
 def parse_model_overrides(pairs: list[str], catalog: Catalog) -> dict[str, str]:

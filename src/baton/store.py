@@ -76,6 +76,12 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_run_usage_and_notices(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE runs ADD COLUMN usage TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE runs ADD COLUMN notices TEXT NOT NULL DEFAULT '[]'")
+
+
 def _statements(db: sqlite3.Connection, script: str) -> None:
     """Run a script inside the caller's transaction (executescript would commit it)."""
     for statement in script.split(";"):
@@ -314,8 +320,17 @@ class Store:
             for task in run.tasks:
                 self._write_task(db, run.id, task)
             db.execute(
-                "UPDATE runs SET status=?, plan=?, answer=?, error=?, finished=? WHERE id=?",
-                (run.status, run.plan.model_dump_json(), run.answer, run.error, run.finished, run.id),
+                "UPDATE runs SET status=?, plan=?, answer=?, error=?, finished=?, usage=?, notices=? WHERE id=?",
+                (
+                    run.status,
+                    run.plan.model_dump_json(),
+                    run.answer,
+                    run.error,
+                    run.finished,
+                    json.dumps(run.usage),
+                    json.dumps(run.notices, ensure_ascii=False),
+                    run.id,
+                ),
             )
 
     def run(self, run_id: str) -> Run | None:
@@ -327,15 +342,17 @@ class Store:
             return None
         return self._run_from(rows[0])
 
-    def runs(self, limit: int = 20, search: str | None = None) -> list[Run]:
+    def runs(self, limit: int = 20, search: str | None = None, session_id: str | None = None) -> list[Run]:
+        """Runs newest first; ``search`` matches request or answer text literally."""
+        clauses, values = [], []
         if search:
-            rows = self.db.execute(
-                "SELECT * FROM runs WHERE request LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\' "
-                "ORDER BY created DESC LIMIT ?",
-                (f"%{_like(search)}%", f"%{_like(search)}%", limit),
-            ).fetchall()
-        else:
-            rows = self.db.execute("SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+            clauses.append("(request LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')")
+            values += [f"%{_like(search)}%", f"%{_like(search)}%"]
+        if session_id:
+            clauses.append("session_id = ?")
+            values.append(session_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.execute(f"SELECT * FROM runs {where} ORDER BY created DESC LIMIT ?", (*values, limit)).fetchall()
         return [self._run_from(row) for row in rows]
 
     def _run_from(self, row: sqlite3.Row) -> Run:
@@ -352,4 +369,5 @@ class Store:
             id=row["id"], session_id=row["session_id"], request=row["request"], planner=row["planner"],
             status=row["status"], plan=Plan.model_validate_json(row["plan"]), tasks=tasks,
             answer=row["answer"], error=row["error"], created=row["created"], finished=row["finished"],
+            usage=json.loads(row["usage"]), notices=json.loads(row["notices"]),
         )  # fmt: skip

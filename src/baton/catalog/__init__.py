@@ -12,9 +12,12 @@ import importlib
 import importlib.util
 import shutil
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from baton.config import Settings
 
 __all__ = ["Catalog", "ModelCard", "UnknownModel", "load_catalog"]
 
@@ -42,9 +45,16 @@ class ModelCard(BaseModel):
     apt: tuple[str, ...] = ()  # Debian packages that provide those programs
     options: dict[str, Any] = {}
 
-    def missing(self) -> list[str]:
+    def missing(self, settings: Settings | None = None) -> list[str]:
         """What stops this model from running here, each with its fix; empty when it can run."""
         reasons = []
+        if self.backend == "llm":
+            from baton.config import Settings
+
+            if not (settings or Settings.load()).llm_configured:
+                reasons.append(
+                    "no LLM is configured: set BATON_LLM_MODEL and OPENAI_BASE_URL (or OPENAI_API_KEY for OpenAI)"
+                )
         absent = [m for m in self.python if importlib.util.find_spec(m) is None]
         if absent:
             install = f"pip install 'baton[{self.extra}]'" if self.extra else "pip install " + " ".join(absent)
@@ -59,6 +69,9 @@ class ModelCard(BaseModel):
         """Construct the (not yet loaded) Expert for this card."""
         module, _, attr = self.factory.partition(":")
         return getattr(importlib.import_module(module), attr)(self)
+
+
+OWN_EXPERTS = {"builtin": "baton.experts.builtin:register", "llm": "baton.experts.llm:register"}
 
 
 class UnknownModel(LookupError):
@@ -105,12 +118,12 @@ def load_catalog() -> Catalog:
 
     catalog = Catalog()
     found = entry_points(group="baton.experts")
-    names = {ep.name for ep in found}
     registers: list[Callable[[Callable[[ModelCard], None]], None]] = [ep.load() for ep in found]
-    if "builtin" not in names:  # running from a source tree that was never installed
-        from baton.experts.builtin import register as register_builtin
-
-        registers.insert(0, register_builtin)
+    names = {ep.name for ep in found}
+    for name, target in OWN_EXPERTS.items():  # a source tree that was never installed has no entry points
+        if name not in names:
+            module, _, attr = target.partition(":")
+            registers.append(getattr(importlib.import_module(module), attr))
     for register in registers:
         register(catalog.add)
     return catalog

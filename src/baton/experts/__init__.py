@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from baton.catalog import ModelCard
     from baton.config import Settings
+    from baton.llm import LLM, Usage
     from baton.media import Artifact, Resource
     from baton.store import Store
 
@@ -32,6 +33,12 @@ class ExpertContext(Protocol):
     @property
     def settings(self) -> Settings: ...
 
+    @property
+    def llm(self) -> LLM | None: ...
+
+    @property
+    def usage(self) -> Usage | None: ...
+
     def save_bytes(self, data: bytes, ext: str) -> Artifact: ...
 
     def save_file(self, path: Path) -> Artifact: ...
@@ -40,8 +47,17 @@ class ExpertContext(Protocol):
 class TaskContext:
     """The ExpertContext of one task: its scratch folder, and artifacts saved into a session's store."""
 
-    def __init__(self, store: Store, session_id: str, workdir: Path, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        session_id: str,
+        workdir: Path,
+        settings: Settings,
+        llm: LLM | None = None,
+        usage: Usage | None = None,
+    ) -> None:
         self._store, self._session_id, self.workdir, self.settings = store, session_id, workdir, settings
+        self.llm, self.usage = llm, usage
 
     def save_bytes(self, data: bytes, ext: str) -> Artifact:
         return self._store.add_bytes(self._session_id, data, ext)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from baton.plan import Plan, Task
-from baton.planners import Attachment, PlannerError
+from baton.planners import Attachment, PlanContext, PlannerError
 from baton.tasks import TaskSpec, all_tasks, get_task, normalize
 
 __all__ = ["KeywordPlanner"]
@@ -69,7 +69,7 @@ class KeywordPlanner:
 
     name = "local"
 
-    def plan(self, request: str, files: Sequence[Attachment]) -> Plan:
+    def plan(self, request: str, files: Sequence[Attachment], context: PlanContext | None = None) -> Plan:
         found = self._find_tasks(request)
         if not found:
             found = self._default_for_files(files)
