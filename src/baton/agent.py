@@ -97,7 +97,7 @@ async def run_agent(
     ]
     files = assistant.store.files_of(record.id)
     system = render("agent_system.txt", files="\n".join(f"{n}: {a.kind}" for n, a in files.items()) or "(none)")
-    earlier = history_text(history)
+    earlier = history_text(history, assistant.settings.history_chars)
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     if earlier:
         messages.append({"role": "user", "content": f"Earlier in this conversation:\n{earlier}"})

@@ -400,7 +400,9 @@ class Assistant:
         from baton.planners.llm import history_text
 
         known = self.store.files_of(run.session_id)
-        history = history_text(self.history(run.session_id))  # this run is still 'running': not included
+        history = history_text(
+            self.history(run.session_id), self.settings.history_chars
+        )  # this run is still 'running': not included
         try:
             answer, notices = await asyncio.get_running_loop().run_in_executor(
                 self._pool,

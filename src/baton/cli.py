@@ -271,6 +271,127 @@ class _AnswerStream:
         sys.stdout.flush()
 
 
+CHAT_HELP = """commands:
+  /attach PATH   attach an image, audio or video file to your next message
+  /files         list the files this session knows (use their names in requests)
+  /help          show this help
+  /quit          leave (Ctrl-D too); the session stays, resume it with --session NAME"""
+
+
+@app.command()
+def chat(
+    session: Annotated[
+        str | None,
+        typer.Option("--session", "-s", metavar="NAME", help="The session to continue or start; a new one by default."),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(metavar="plan|agent", help="plan: each message is planned and run; agent: tool calling.")
+    ] = "plan",
+    planner: Annotated[str, typer.Option(metavar="auto|local|llm", help="Who plans in plan mode.")] = "auto",
+) -> None:
+    """Talk with baton in one session: each message is planned and run, earlier files stay addressable.
+
+    Type /help for the commands. The session is saved as you go; resume it with --session NAME.
+    """
+    import asyncio
+
+    _choice("--mode", mode, ("plan", "agent"))
+    _choice("--planner", planner, ("auto", "local", "llm"))
+    with _user_errors():
+        from baton.assistant import Assistant
+
+        assistant = Assistant()
+        if mode == "agent":
+            assistant.require_llm("--mode agent")
+    name = session or f"chat-{datetime.now():%Y%m%d-%H%M%S}"
+    err = _console(stderr=True)
+    conductor = f"LLM {assistant.llm.model}" if assistant.llm and planner != "local" else "the local planner"
+    err.print(f"session [bold]{_esc(name)}[/] with {_esc(conductor)}; /help for commands, /quit to leave")
+    attached: list[Path] = []
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            break
+        if not line:
+            continue
+        if line.startswith("/"):
+            command, _, argument = line.partition(" ")
+            if command in ("/quit", "/exit"):
+                break
+            if command == "/help":
+                print(CHAT_HELP)
+            elif command == "/attach":
+                _attach(argument.strip(), attached)
+            elif command == "/files":
+                _list_files(assistant, name)
+            else:
+                err.print(f"[red]error:[/] unknown command {_esc(command)}; /help lists the commands")
+            continue
+        progress = _Progress(enabled=True)
+        streamed = _AnswerStream(enabled=True, before=progress.stop)
+        try:
+            with _chat_errors():
+                if mode == "agent":
+                    from baton.agent import run_agent
+
+                    work = run_agent(
+                        assistant, line, attached, session=name, on_start=progress.start,
+                        on_event=progress.update, on_answer=streamed.write,
+                    )  # fmt: skip
+                else:
+                    work = assistant.run(
+                        line, attached, session=name, planner=planner, on_start=progress.start,  # type: ignore[arg-type]
+                        on_event=progress.update, on_answer=streamed.write,
+                    )  # fmt: skip
+                result = asyncio.run(work)
+                attached = []
+                _print_result(result, streamed.used)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]; the run is saved as interrupted")
+        finally:
+            progress.stop()
+    err.print(f"bye; resume with: baton chat --session {_esc(name)}")
+
+
+@contextmanager
+def _chat_errors() -> Iterator[None]:
+    """In chat, a bad message prints its error and the conversation goes on."""
+    try:
+        with _user_errors():
+            yield
+    except typer.Exit:
+        pass
+
+
+def _attach(argument: str, attached: list[Path]) -> None:
+    from baton.media import BadInput, check_media_file
+
+    if not argument:
+        _console(stderr=True).print("[red]error:[/] /attach needs a file path, e.g. /attach photo.png")
+        return
+    path = Path(argument).expanduser()
+    try:
+        kind = check_media_file(path)
+    except BadInput as exc:
+        _console(stderr=True).print(f"[red]error:[/] {_esc(exc)}")
+        return
+    attached.append(path)
+    print(f"attached {path.name} ({kind}); it goes with your next message, which can call it {path.name}")
+
+
+def _list_files(assistant: Any, session_name: str) -> None:
+    found = assistant.store.find_session(session_name)
+    files = assistant.store.files_of(found.id) if found else {}
+    if not files:
+        print("no files yet; /attach PATH adds one")
+    for name, artifact in files.items():
+        if name == artifact.name:
+            label = f"  ({artifact.label})" if artifact.label else ""
+            print(f"{name}{label}  {artifact.path}")
+
+
 def _result_json(result: Result) -> dict[str, Any]:
     run = result.run
     return {

@@ -18,6 +18,7 @@ variables win.
 | BATON_LLM_JSON_MODE           | llm.json_mode           | auto (json_schema, json_object, prompt)  |
 | BATON_LLM_TIMEOUT             | llm.timeout             | 120 (seconds per call)                   |
 | BATON_LLM_MAX_RETRIES         | llm.max_retries         | 3 (on 429 and 5xx, with backoff)         |
+| BATON_LLM_CONTEXT             | llm.context             | 8192 (the model's context, in tokens; a quarter goes to history) |
 
 An LLM is configured when a model or a base URL is set.
 """
@@ -61,11 +62,17 @@ class Settings:
     llm_json_mode: JsonMode = "auto"
     llm_timeout: float = 120
     llm_max_retries: int = 3
+    llm_context: int = 8192
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_model or self.llm_base_url)
+
+    @property
+    def history_chars(self) -> int:
+        """How much earlier conversation goes into a prompt: a quarter of the context, ~4 characters a token."""
+        return self.llm_context
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -129,6 +136,7 @@ class Settings:
             llm_json_mode=json_mode,  # type: ignore[arg-type]
             llm_timeout=number("BATON_LLM_TIMEOUT", "timeout", 120, llm_file),
             llm_max_retries=int(number("BATON_LLM_MAX_RETRIES", "max_retries", 3, llm_file, zero_ok=True)),
+            llm_context=int(number("BATON_LLM_CONTEXT", "context", 8192, llm_file)),
             notices=tuple(notices),
         )
         return settings.replace(**overrides) if overrides else settings

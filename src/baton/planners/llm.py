@@ -93,7 +93,7 @@ class LLMPlanner:
                 {"role": "user", "content": shown},
                 {"role": "assistant", "content": json.dumps(example["plan"])},
             ]
-        earlier = history_text(context.history)
+        earlier = history_text(context.history, self.llm.settings.history_chars)
         prefix = f"Earlier in this conversation:\n{earlier}\n\n" if earlier else ""
         messages.append({"role": "user", "content": f"{prefix}Files: {json.dumps(dict(known))}\n{request}"})
         return messages
