@@ -420,7 +420,8 @@ def test_registry_order_is_hugginggpt_controlnet_editing_multimedia() -> None:
 def test_options_are_declared_where_experts_take_them() -> None:
     assert get_task("tts").options == ("voice", "speed")
     assert get_task("ocr").options == ("lang",)
-    assert get_task("summarization").options == ()
+    assert get_task("summarization").options == ("sentences",)
+    assert get_task("translation").options == ()  # a task whose experts take no options declares none
 
 
 def test_output_of_kind_lets_json_and_url_feed_text() -> None:

@@ -166,7 +166,19 @@ video-voiceover | video, text:script | video | Speak a script and lay it over a 
 _OPTIONS = {
     "text-to-speech": ("voice", "speed"),
     "image-to-text": ("lang",),
+    "automatic-speech-recognition": ("grammar", "keywords"),
+    "video-to-text": ("grammar", "keywords"),
+    "object-detection": ("kinds",),
+    "image-segmentation": ("segments",),
+    "image-to-image": ("style",),
+    "style-transfer": ("strength",),
+    "image-stitcher": ("mode",),
+    "summarization": ("sentences",),
+    "keyword-extraction": ("count",),
     "video-to-image": ("time",),
+    "image-to-video": ("seconds",),
+    "video-synchronization": ("match",),
+    "video-voiceover": ("voice", "speed"),
 }
 
 
