@@ -26,9 +26,11 @@ def baton_command() -> list[str]:
 
 
 def baton_env(home: Path) -> dict[str, str]:
-    """The environment of a ``baton`` subprocess: its own data folder, wide plain (uncoloured) output."""
+    """The environment of a ``baton`` subprocess: its own data folder, wide plain (uncoloured) output, no LLM."""
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith("BATON_") and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BATON_", "OPENAI_")) and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")
     }
     env.update(BATON_HOME=str(home), COLUMNS="200", NO_COLOR="1", PYTHONIOENCODING="utf-8")
     return env
@@ -71,6 +73,14 @@ def make_runner(home: Path) -> Baton:
         return Done(strings, done.returncode, done.stdout, done.stderr)
 
     return baton
+
+
+@pytest.fixture(autouse=True)
+def _no_llm_from_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An LLM configured in the developer's shell must not change what any test sees."""
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "BATON_LLM_")):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

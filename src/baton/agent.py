@@ -76,6 +76,7 @@ async def run_agent(
 ) -> Result:
     """Answer a request by letting the LLM call tools one at a time."""
     llm = assistant.require_llm("--mode agent")
+    notices_before = len(llm.notices)
     if not request.strip():
         return await assistant.run(request, inputs, session=session)  # the same clear error as planning mode
     labels = assistant.check_inputs(inputs)
@@ -109,7 +110,7 @@ async def run_agent(
     try:
         for step in range(max_steps):
             try:
-                reply = _step(llm, messages, tools, usage, on_answer)
+                reply = _step(llm, messages, tools, usage, on_answer, run.notices)
             except LLMError as exc:
                 if step == 0 and exc.status in (400, 404, 422) and "tool" in str(exc).lower():
                     assistant.store.finish_run(_abandon(run, "the LLM server does not support tool calls"))
@@ -142,16 +143,26 @@ async def run_agent(
     run.status = "succeeded" if run.error is None and all(t.status == "succeeded" for t in run.tasks) else "failed"
     run.answer = answer or "(the model gave an empty answer)"
     run.usage = usage.stages
-    run.notices += llm.notices
+    assistant._add_llm_notices(run, notices_before)  # this run's, not every earlier run's too
     run.finished = time.time()
     assistant.store.finish_run(run)
     return Result(run=run, outputs=outputs)
 
 
-def _step(llm: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]], usage: Usage, on_answer: Any) -> Reply:
-    """One model turn; a stream cut short is asked for once more."""
+def _step(
+    llm: Any,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    usage: Usage,
+    on_answer: Any,
+    notices: list[str],
+) -> Reply:
+    """One model turn; a stream cut short is asked for once more, with a notice."""
     reply: Reply = llm.chat(messages, stage="agent", usage=usage, tools=tools, on_delta=on_answer or (lambda _: None))
     if not reply.complete:
+        notices.append("the LLM's streamed reply was cut off; asked again")
+        if on_answer and reply.content:
+            on_answer("\n[the answer was cut off; asking again]\n")  # what streamed so far is not the answer
         reply = llm.chat(messages, stage="agent", usage=usage, tools=tools, on_delta=on_answer or (lambda _: None))
         if not reply.complete:
             raise LLMError("the LLM's reply was cut off twice")

@@ -417,8 +417,9 @@ class Assistant:
         return answer
 
     def _add_llm_notices(self, run: Run, since: int) -> None:
+        """The LLM's notices since the run began, after those about its configuration (e.g. OPENAI_API_BASE)."""
         if self.llm is not None:
-            run.notices += self.llm.notices[since:]
+            run.notices += [*self.llm.settings.notices, *self.llm.notices[since:]]
 
     @staticmethod
     def _resolve(

@@ -651,7 +651,7 @@ def runs_show(
                 f"{counts['prompt_tokens']} prompt + {counts['completion_tokens']} completion tokens"
             )
     console = _console()
-    console.print(tree)
+    console.print(tree, soft_wrap=False)  # wrap long lines under the tree; soft wrap would crop them
     if found.answer:
         console.print("\nanswer:\n" + found.answer, markup=False)
 

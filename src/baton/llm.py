@@ -170,6 +170,8 @@ class LLM:
             return None
         if not isinstance(exc, (BadRequestError, UnprocessableEntityError)):
             return None
+        if _is_context_overflow(_server_message(exc)):
+            return None  # the request is too long in any JSON mode
         request = dict(request)
         if request["response_format"]["type"] == "json_schema":
             self._json_mode = "json_object"
@@ -232,6 +234,7 @@ class LLM:
 
         where = f"the LLM server at {self.base_url}"
         message = _server_message(exc)
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
         if isinstance(exc, LLMError):
             return exc
         if isinstance(exc, openai.APITimeoutError):
@@ -243,26 +246,29 @@ class LLM:
                 f"cannot reach {where} ({exc.__cause__ or exc}); check OPENAI_BASE_URL and that the server is running"
             )
         if isinstance(exc, openai.AuthenticationError):
-            return LLMError(f"{where} refused the API key (401: {message}); check OPENAI_API_KEY")
+            return LLMError(f"{where} refused the API key (401: {message}); check OPENAI_API_KEY", status)
         if isinstance(exc, openai.PermissionDeniedError):
             return LLMError(
-                f"{where} denied access (403: {message}); check the key's permissions for model {self._model}"
+                f"{where} denied access (403: {message}); check the key's permissions for model {self._model}", status
             )
         if isinstance(exc, openai.NotFoundError):
             return LLMError(
-                f"{where} does not know model '{self._model}' (404: {message}); set BATON_LLM_MODEL to a model it serves"
+                f"{where} does not know model '{self._model}' (404: {message}); set BATON_LLM_MODEL to a model it serves",
+                status,
             )
         if isinstance(exc, openai.RateLimitError):
             return LLMError(
-                f"{where} is rate-limiting (429: {message}) after {self.settings.llm_max_retries} retries; wait and try again"
+                f"{where} is rate-limiting (429: {message}) after {self.settings.llm_max_retries} retries; wait and try again",
+                status,
             )
         if isinstance(exc, openai.BadRequestError) and _is_context_overflow(message):
             return LLMError(
                 f"the request is too long for model {self._model}'s context window ({message}); "
-                "start a new session or shorten the request"
+                "start a new session or shorten the request",
+                status,
             )
         if isinstance(exc, openai.APIStatusError):
-            return LLMError(f"{where} answered {exc.status_code}: {message}", status=exc.status_code)
+            return LLMError(f"{where} answered {exc.status_code}: {message}", status)
         return LLMError(f"the LLM call failed: {type(exc).__name__}: {exc}")
 
 

@@ -9,6 +9,7 @@ request body produces one. ``requests`` keeps every body received.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -73,9 +74,10 @@ class ScriptedLLM:
             self._queue.extend(replies)
 
     def start(self) -> ScriptedLLM:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # a short poll interval: stop() waits for the serving loop to notice, up to one interval
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -100,6 +102,14 @@ class ScriptedLLM:
             else:
                 reply = Script(status=500, error="the scripted server has no reply left for this request")
         return Script(content=reply) if isinstance(reply, str) else reply
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a timeout, a cut stream) is part of the script, not an error to print."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler(llm: ScriptedLLM) -> type[BaseHTTPRequestHandler]:

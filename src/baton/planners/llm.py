@@ -100,7 +100,7 @@ class LLMPlanner:
 
     def read(self, text: str, known: Mapping[str, str]) -> tuple[Plan | None, list[str]]:
         """The plan in a reply, or the problems that stop it from running."""
-        data = parse_json(text)
+        data = _plan_in(parse_json(text))
         if data is None or isinstance(data, (str, int, float, bool)):
             return None, ['the reply held no JSON plan; reply with {"tasks": [...]} only']
         if isinstance(data, dict) and "tasks" not in data and "task" in data:
@@ -125,6 +125,21 @@ def _task_line(spec: TaskSpec, runnable: set[str] | None) -> str:
 
 def _file_lines(known: Mapping[str, str]) -> str:
     return "\n".join(f"{name}: {kind}" for name, kind in known.items()) or "(none)"
+
+
+def _plan_in(data: Any) -> Any:
+    """The plan inside a tolerantly decoded reply: brackets or braces in prose around it decode as JSON too."""
+
+    def find(value: Any) -> Any:
+        if isinstance(value, dict) and any(key in value for key in ("tasks", "task_nodes", "task")):
+            return value
+        if isinstance(value, list) and any(isinstance(item, dict) and "task" in item for item in value):
+            return value  # a list of tasks (HuggingGPT's format, or a plan missing its outer object)
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        return next((found for found in map(find, children) if found is not None), None)
+
+    found = find(data)
+    return data if found is None else found
 
 
 def fix_references(data: Any) -> Any:
