@@ -70,6 +70,14 @@ class KeywordPlanner:
     name = "local"
 
     def plan(self, request: str, files: Sequence[Attachment], context: PlanContext | None = None) -> Plan:
+        if context is not None:  # files of the session that the request names, e.g. "read sign.png aloud"
+            given = {name for name, _ in files}
+            named = [
+                (n, k)
+                for n, k in context.known.items()
+                if n not in given and re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", request)
+            ]
+            files = [*files, *named]
         found = self._find_tasks(request)
         if not found:
             found = self._default_for_files(files)
