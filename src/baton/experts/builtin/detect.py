@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
+from baton.experts.builtin.cards import OPENCV
 from baton.media import MAX_IMAGE_PIXELS, Resource
 
 if TYPE_CHECKING:
@@ -39,12 +40,9 @@ CARDS = [
         "Outputs the boxes as json and the image with labelled boxes. "
         "Option: kinds (comma-separated subset of: face, eye, person, cat face, licence plate).",
         factory="baton.experts.builtin.detect:ClassicalDetector",
-        popularity=80_000,
-        popularity_source="GitHub stars of opencv/opencv",
+        **OPENCV,
         memory_mb=80,
-        licence="Apache-2.0",
         python=("cv2", "numpy", "PIL"),
-        extra="vision",
     )
 ]
 

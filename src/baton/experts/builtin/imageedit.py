@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
+from baton.experts.builtin.cards import OPENCV
 from baton.experts.builtin.imagestyle import Picture, read_picture
 from baton.media import MAX_IMAGE_PIXELS, Resource
 
@@ -44,12 +45,9 @@ CARDS = [
         "'rotate 90' turns clockwise. Cannot change objects, colours of parts, backgrounds or styles "
         f"('make the car red'): those are refused and need {DIFFUSION}.",
         factory="baton.experts.builtin.imageedit:ImageEditor",
-        popularity=80_000,
-        popularity_source="GitHub stars of opencv/opencv",
+        **OPENCV,
         memory_mb=150,
-        licence="Apache-2.0",
         python=("cv2", "numpy", "PIL"),
-        extra="vision",
     ),
     ModelCard(
         id="builtin/opencv-inpaint",
@@ -60,12 +58,9 @@ CARDS = [
         "removes every sizeable red area). Cannot find objects by name ('the dog' needs a segmentation model); "
         "large gaps come out smeared.",
         factory="baton.experts.builtin.imageedit:ObjectRemover",
-        popularity=80_000,
-        popularity_source="GitHub stars of opencv/opencv",
+        **OPENCV,
         memory_mb=150,
-        licence="Apache-2.0",
         python=("cv2", "numpy", "PIL"),
-        extra="vision",
     ),
 ]
 

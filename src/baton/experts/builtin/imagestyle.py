@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
+from baton.experts.builtin.cards import OPENCV
 from baton.media import MAX_IMAGE_PIXELS, Resource
 
 if TYPE_CHECKING:
@@ -34,12 +35,9 @@ CARDS = [
         "'sharpen details'). An instruction naming no known style gets the painting look. Cannot follow "
         "free-form prompts or imitate a named artist (that needs a diffusion model). Option: style.",
         factory="baton.experts.builtin.imagestyle:StyleFilter",
-        popularity=80_000,
-        popularity_source="GitHub stars of opencv/opencv",
+        **OPENCV,
         memory_mb=200,
-        licence="Apache-2.0",
         python=("cv2", "numpy", "PIL"),
-        extra="vision",
     ),
     ModelCard(
         id="builtin/reinhard-color-transfer",
@@ -49,12 +47,9 @@ CARDS = [
         "matching the mean and spread of each Lab channel; shapes and edges stay. Moves colours only: no brush "
         "strokes or textures (that needs a neural style-transfer model). Option: strength (0-1, default 1).",
         factory="baton.experts.builtin.imagestyle:ColourTransfer",
-        popularity=80_000,
-        popularity_source="GitHub stars of opencv/opencv",
+        **OPENCV,
         memory_mb=150,
-        licence="Apache-2.0",
         python=("cv2", "numpy", "PIL"),
-        extra="vision",
     ),
 ]
 

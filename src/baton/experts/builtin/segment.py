@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
+from baton.experts.builtin.cards import OPENCV
 from baton.experts.builtin.detect import load_rgb, save_image, shrink
 from baton.media import Resource
 
@@ -52,12 +53,9 @@ CARDS = [
         "the subject sits inside the frame and the image border is background; subjects touching the edges, "
         "busy backgrounds or colours like the background's give rough or wrong cut-outs.",
         factory="baton.experts.builtin.segment:GrabCutCutout",
-        popularity=80_000,
-        popularity_source="GitHub stars of opencv/opencv",
+        **OPENCV,
         memory_mb=150,
-        licence="Apache-2.0",
         python=("cv2", "numpy", "PIL"),
-        extra="vision",
     ),
 ]
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
+from baton.experts.builtin.cards import OPENCV
 from baton.experts.builtin.imagestyle import Picture, fit_pixels, read_picture
 from baton.media import MAX_IMAGE_PIXELS, Resource
 
@@ -28,12 +29,9 @@ CARDS = [
         "overlap, show the same view, or stitching fails, it lays them side by side instead (the shorter height, "
         "at least 256 px) and says so in the PNG's Description. Option: mode (auto, scans, panorama, collage).",
         factory="baton.experts.builtin.stitch:Stitcher",
-        popularity=80_000,
-        popularity_source="GitHub stars of opencv/opencv",
+        **OPENCV,
         memory_mb=400,
-        licence="Apache-2.0",
         python=("cv2", "numpy", "PIL"),
-        extra="vision",
     )
 ]
 
