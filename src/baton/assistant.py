@@ -19,7 +19,7 @@ from baton.catalog import Catalog, ModelCard, load_catalog
 from baton.config import Settings
 from baton.execute import Event, SlotGate, execute
 from baton.experts import ExpertError, TaskContext
-from baton.experts.cache import ExpertCache
+from baton.experts.cache import ExpertCache, LoadEvent, parse_budget
 from baton.llm import LLM, LLMError, Usage
 from baton.media import Artifact, BadInput, MediaKind, Resource, check_media_file
 from baton.plan import REF, Arg, Plan, ValidPlan, validate
@@ -67,6 +67,7 @@ class Assistant:
         catalog: Catalog | None = None,
         planner: Planner | None = None,
         llm: LLM | None = None,
+        on_load: Callable[[LoadEvent], None] | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.store = store or Store(self.settings.home)
@@ -75,7 +76,7 @@ class Assistant:
         if llm is None and self.settings.llm_configured:
             llm = LLM(self.settings)
         self.llm = llm
-        self.experts = ExpertCache()
+        self.experts = ExpertCache(parse_budget(self.settings.memory), on_load=on_load)
         self._scratch = self.store.home / "tmp"
         _remove_orphaned_scratch(self._scratch)
         # expert threads of our own: asyncio.run's shutdown does not wait for them after Ctrl-C
@@ -335,9 +336,9 @@ class Assistant:
                 # the scratch folder lives as long as the thread: a timed-out expert keeps its files
                 workdir = Path(tempfile.mkdtemp(prefix=f"task-{os.getpid()}-", dir=self._scratch))
                 try:
-                    expert = self.experts.get(card)
                     context = TaskContext(self.store, run.session_id, workdir, self.settings, self.llm, usage)
-                    return expert.run(arguments, valid.options[task_id], context)
+                    with self.experts.lease(card) as expert:  # waits for memory when the budget is full
+                        return expert.run(arguments, valid.options[task_id], context)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
 

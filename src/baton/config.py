@@ -12,6 +12,8 @@ variables win.
 | BATON_ALLOW_PRIVATE_NETWORK   | allow_private_network   | false: loopback/private/link-local refused |
 | BATON_MAX_DOWNLOAD_MB         | max_download_mb         | 50                                       |
 | BATON_MAX_MEDIA_SECONDS       | max_media_seconds       | 600 (longest audio/video accepted)       |
+| BATON_ALLOW_DOWNLOADS         | allow_downloads         | false: Hub weights only from the cache or registered folders |
+| BATON_MEMORY                  | memory                  | per-device budget for loaded models, e.g. "cpu=8GB,cuda:0=20GB"; default half the free RAM |
 | OPENAI_BASE_URL               | llm.base_url            | none (OPENAI_API_BASE is read too)       |
 | OPENAI_API_KEY                | llm.api_key             | none (local servers need none)           |
 | BATON_LLM_MODEL               | llm.model               | none                                     |
@@ -19,6 +21,11 @@ variables win.
 | BATON_LLM_TIMEOUT             | llm.timeout             | 120 (seconds per call)                   |
 | BATON_LLM_MAX_RETRIES         | llm.max_retries         | 3 (on 429 and 5xx, with backoff)         |
 | BATON_LLM_CONTEXT             | llm.context             | 8192 (the model's context, in tokens; a quarter goes to history) |
+| BATON_API_TOKEN               | api_token               | none: `baton serve` needs one on a non-loopback address |
+| BATON_MAX_UPLOAD_MB           | max_upload_mb           | 50 (per file uploaded to the server)     |
+| BATON_MAX_IMAGE_PIXELS        | max_image_pixels        | 64000000 (per image uploaded to the server) |
+| BATON_REQUEST_TIMEOUT         | request_timeout         | 600 (seconds per server request)         |
+| BATON_SERVER_RUNS             | server_runs             | 16 (runs the server does at once; the rest wait) |
 
 An LLM is configured when a model or a base URL is set.
 """
@@ -56,6 +63,8 @@ class Settings:
     allow_private_network: bool = False
     max_download_mb: float = 50
     max_media_seconds: float = 600
+    allow_downloads: bool = False
+    memory: str = ""
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str | None = None
@@ -63,6 +72,11 @@ class Settings:
     llm_timeout: float = 120
     llm_max_retries: int = 3
     llm_context: int = 8192
+    api_token: str | None = field(default=None, repr=False)
+    max_upload_mb: float = 50
+    max_image_pixels: int = 64_000_000
+    request_timeout: float = 600
+    server_runs: int = 16
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -130,6 +144,8 @@ class Settings:
             allow_private_network=flag("BATON_ALLOW_PRIVATE_NETWORK", "allow_private_network"),
             max_download_mb=number("BATON_MAX_DOWNLOAD_MB", "max_download_mb", 50),
             max_media_seconds=number("BATON_MAX_MEDIA_SECONDS", "max_media_seconds", 600),
+            allow_downloads=flag("BATON_ALLOW_DOWNLOADS", "allow_downloads"),
+            memory=str(raw("BATON_MEMORY", "memory", "")),
             llm_base_url=base_url or None,
             llm_api_key=raw("OPENAI_API_KEY", "api_key", None, llm_file) or None,
             llm_model=raw("BATON_LLM_MODEL", "model", None, llm_file) or None,
@@ -137,6 +153,11 @@ class Settings:
             llm_timeout=number("BATON_LLM_TIMEOUT", "timeout", 120, llm_file),
             llm_max_retries=int(number("BATON_LLM_MAX_RETRIES", "max_retries", 3, llm_file, zero_ok=True)),
             llm_context=int(number("BATON_LLM_CONTEXT", "context", 8192, llm_file)),
+            api_token=str(raw("BATON_API_TOKEN", "api_token", "")).strip() or None,
+            max_upload_mb=number("BATON_MAX_UPLOAD_MB", "max_upload_mb", 50),
+            max_image_pixels=int(number("BATON_MAX_IMAGE_PIXELS", "max_image_pixels", 64_000_000)),
+            request_timeout=number("BATON_REQUEST_TIMEOUT", "request_timeout", 600),
+            server_runs=int(number("BATON_SERVER_RUNS", "server_runs", 16)),
             notices=tuple(notices),
         )
         return settings.replace(**overrides) if overrides else settings

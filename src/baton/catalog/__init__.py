@@ -37,13 +37,15 @@ class ModelCard(BaseModel):
     popularity: int = 0
     popularity_source: str = ""
     params: int | None = None  # parameter count, when the model has any
-    memory_mb: int = 0  # resident memory while loaded, an estimate
+    memory_mb: int = 0  # resident memory while loaded (fp32 for Hub models), an estimate
+    memory_fp16_mb: int = 0  # the same at fp16, for Hub models on a GPU
     licence: str = ""
     python: tuple[str, ...] = ()  # importable modules it needs
     extra: str | None = None  # the pip extra that provides them
     binaries: tuple[str, ...] = ()  # programs it runs
     apt: tuple[str, ...] = ()  # Debian packages that provide those programs
     options: dict[str, Any] = {}
+    hub: dict[str, Any] = {}  # how a Hub model loads: pipeline task, diffusers class, base model, local path
 
     def missing(self, settings: Settings | None = None) -> list[str]:
         """What stops this model from running here, each with its fix; empty when it can run."""
@@ -55,6 +57,10 @@ class ModelCard(BaseModel):
                 reasons.append(
                     "no LLM is configured: set BATON_LLM_MODEL and OPENAI_BASE_URL (or OPENAI_API_KEY for OpenAI)"
                 )
+        if self.backend in ("transformers", "diffusers"):
+            from baton.experts.hub import weights_missing
+
+            reasons += weights_missing(self, settings)
         absent = [m for m in self.python if importlib.util.find_spec(m) is None]
         if absent:
             install = f"pip install 'baton[{self.extra}]'" if self.extra else "pip install " + " ".join(absent)
@@ -71,7 +77,11 @@ class ModelCard(BaseModel):
         return getattr(importlib.import_module(module), attr)(self)
 
 
-OWN_EXPERTS = {"builtin": "baton.experts.builtin:register", "llm": "baton.experts.llm:register"}
+OWN_EXPERTS = {
+    "builtin": "baton.experts.builtin:register",
+    "llm": "baton.experts.llm:register",
+    "hub": "baton.experts.hub:register",
+}
 
 
 class UnknownModel(LookupError):

@@ -75,7 +75,17 @@ class Expert:
 
     @property
     def memory_bytes(self) -> int:
+        """The estimated resident size while loaded (from the card)."""
         return self.card.memory_mb * 1024 * 1024
+
+    @property
+    def device(self) -> str:
+        """Where the expert's memory lives: "cpu", or "cuda:0" and so on."""
+        return "cpu"
+
+    def measured_bytes(self) -> int:
+        """The size actually loaded, once known (0: keep the estimate)."""
+        return 0
 
     def load(self) -> None:
         self.loaded = True

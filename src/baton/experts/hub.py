@@ -1,0 +1,265 @@
+"""Hub models: the catalogue of transformers and diffusers models, where their weights are, and devices.
+
+The catalogue lives in ``catalog/hub.json``; folders the user registers (``baton models add``) are kept
+in ``$BATON_HOME/models.json``. A Hub model can run when its weights are in the Hugging Face cache
+(``HF_HOME``), in a registered folder, or when downloads are allowed (``BATON_ALLOW_DOWNLOADS=1``)
+and ``HF_HUB_OFFLINE`` is not set. Nothing here imports torch: listing the catalogue stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from baton.catalog import ModelCard
+from baton.media import BadInput
+
+if TYPE_CHECKING:
+    from baton.config import Settings
+
+__all__ = [
+    "add_local_model",
+    "choose_device",
+    "hf_cached",
+    "local_models",
+    "pull",
+    "register",
+    "remove_local_model",
+    "repo_of",
+    "weights_missing",
+]
+
+PYTHON = {"transformers": ("torch", "transformers"), "diffusers": ("torch", "transformers", "diffusers")}
+FACTORY = {
+    "transformers": "baton.experts.transformers:TransformersExpert",
+    "diffusers": "baton.experts.diffusers:DiffusersExpert",
+}
+
+
+def register(add: Callable[[ModelCard], None]) -> None:
+    """Entry point of the ``baton.experts`` group: the Hub catalogue and the user's registered folders."""
+    data = json.loads(files("baton.catalog").joinpath("hub.json").read_text(encoding="utf-8"))
+    for entry in data:
+        add(_card(entry))
+    for entry in local_models().values():
+        add(_card(entry))
+
+
+def _card(entry: dict[str, Any]) -> ModelCard:
+    backend = entry["backend"]
+    return ModelCard(
+        **{k: v for k, v in entry.items() if k in ModelCard.model_fields},
+        factory=FACTORY[backend],
+        python=PYTHON[backend],
+        extra="hf",
+    )
+
+
+def repo_of(card: ModelCard) -> str:
+    """The Hub repository (or local folder) holding a card's weights."""
+    return str(card.hub.get("path") or card.hub.get("repo") or card.id.split("#")[0])
+
+
+def _home(settings: Settings | None) -> Path:
+    if settings is not None:
+        return settings.home
+    from baton.config import default_home
+
+    return default_home()
+
+
+# the user's registered folders
+
+
+def _registry_file(settings: Settings | None) -> Path:
+    return _home(settings) / "models.json"
+
+
+def local_models(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
+    path = _registry_file(settings)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise BadInput(f"{path} is not readable JSON ({exc}); fix or delete it") from None
+    return {entry["id"]: entry for entry in data if isinstance(entry, dict) and "id" in entry}
+
+
+def _write_registry(entries: dict[str, dict[str, Any]], settings: Settings | None) -> None:
+    path = _registry_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".part", encoding="utf-8") as tmp:
+        json.dump(list(entries.values()), tmp, indent=1)
+    os.replace(tmp.name, path)
+
+
+def add_local_model(
+    folder: Path, task: str, model_id: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Register a folder saved with ``save_pretrained`` as a model for ``task``; returns its entry."""
+    from baton.tasks import get_task
+
+    spec = get_task(task)
+    folder = folder.expanduser().resolve()
+    if not folder.is_dir():
+        raise BadInput(f"'{folder}' is not a folder; give the folder a model was saved to with save_pretrained")
+    if (folder / "model_index.json").exists():
+        backend, hub = "diffusers", _diffusers_hints(folder, spec.name)
+    elif (folder / "config.json").exists():
+        backend, hub = "transformers", _transformers_hints(folder, spec.name)
+    else:
+        raise BadInput(
+            f"'{folder}' has neither config.json (transformers) nor model_index.json (diffusers); "
+            "save the model with save_pretrained into it"
+        )
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".bin"))
+    entry: dict[str, Any] = {
+        "id": model_id or f"local/{folder.name}",
+        "task": spec.name,
+        "backend": backend,
+        "description": f"a {backend} model registered from {folder}",
+        "memory_mb": max(1, int(size * 1.2 / 2**20)),
+        "memory_fp16_mb": max(1, int(size * 0.6 / 2**20)),
+        "hub": {**hub, "path": str(folder)},
+    }
+    entries = local_models(settings)
+    entries[entry["id"]] = entry
+    _write_registry(entries, settings)
+    return entry
+
+
+def remove_local_model(model_id: str, settings: Settings | None = None) -> bool:
+    entries = local_models(settings)
+    if model_id not in entries:
+        return False
+    del entries[model_id]
+    _write_registry(entries, settings)
+    return True
+
+
+_PIPELINE_FOR_TASK = {
+    "image-to-text": "image-to-text",
+    "visual-question-answering": "visual-question-answering",
+    "document-question-answering": "document-question-answering",
+    "object-detection": "object-detection",
+    "image-classification": "image-classification",
+    "image-segmentation": "image-segmentation",
+    "depth-estimation": "depth-estimation",
+    "depth-control": "depth-estimation",
+    "automatic-speech-recognition": "automatic-speech-recognition",
+    "text-to-speech": "text-to-audio",
+    "text-classification": "text-classification",
+    "token-classification": "token-classification",
+    "question-answering": "question-answering",
+    "summarization": "summarization",
+    "translation": "translation",
+    "text2text-generation": "text2text-generation",
+    "text-generation": "text-generation",
+    "conversational": "text-generation",
+    "audio-classification": "audio-classification",
+    "tabular-classification": "object-detection",
+}
+
+
+def _transformers_hints(folder: Path, task: str) -> dict[str, Any]:
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    architectures = " ".join(config.get("architectures") or [])
+    if task == "sentence-similarity":
+        return {"kind": "embedding"}
+    if "SpeechT5ForTextToSpeech" in architectures:
+        return {"kind": "speecht5"}
+    if "ForZeroShotObjectDetection" in architectures or "OwlViT" in architectures:
+        return {"pipeline": "zero-shot-object-detection"}
+    pipeline = _PIPELINE_FOR_TASK.get(task)
+    if pipeline is None:
+        raise BadInput(f"a transformers folder cannot be registered for {task} yet; pick a task with a pipeline")
+    return {"pipeline": pipeline}
+
+
+def _diffusers_hints(folder: Path, task: str) -> dict[str, Any]:
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    hints: dict[str, Any] = {"class": index.get("_class_name", "DiffusionPipeline")}
+    if (folder / "controlnet").is_dir():
+        hints["class"] = "StableDiffusionControlNetPipeline"
+    return hints
+
+
+# where weights are
+
+
+def hf_cached(repo: str) -> bool:
+    """Whether a Hub repository has a snapshot in the Hugging Face cache (no network is used)."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    snapshots = Path(HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(
+        (snap / "config.json").exists() or (snap / "model_index.json").exists() for snap in snapshots.iterdir()
+    )
+
+
+def downloads_allowed(settings: Settings | None) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    if settings is None:
+        from baton.config import Settings
+
+        settings = Settings.load()
+    return settings.allow_downloads
+
+
+def weights_missing(card: ModelCard, settings: Settings | None = None) -> list[str]:
+    """Why a Hub model's weights are not at hand, with the fix; empty when they are (or may be fetched)."""
+    path = card.hub.get("path")
+    if path:
+        return [] if Path(path).is_dir() else [f"its folder {path} is gone: baton models rm {card.id}"]
+    needed = [repo_of(card)]
+    for key in ("vocoder", "controlnet", "mask_from"):
+        if card.hub.get(key):
+            needed.append(str(card.hub[key]))
+    try:
+        absent = [repo for repo in dict.fromkeys(needed) if not hf_cached(repo)]
+    except ImportError:
+        return []  # the missing huggingface_hub is reported with the Python modules
+    if not absent or downloads_allowed(settings):
+        return []
+    size = card.memory_mb / 1.2 / 1024
+    return [
+        f"weights not downloaded ({', '.join(absent)}, about {size:.1f} GB): baton models pull {card.id} "
+        "(or set BATON_ALLOW_DOWNLOADS=1)"
+    ]
+
+
+def pull(card: ModelCard) -> list[Path]:
+    """Download a card's weights into the Hugging Face cache, with progress bars; clear errors offline."""
+    from huggingface_hub import snapshot_download
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise BadInput(f"HF_HUB_OFFLINE is set, so {card.id} cannot be downloaded; unset it to download")
+    repos = [repo_of(card), *(str(card.hub[k]) for k in ("vocoder", "controlnet", "mask_from") if card.hub.get(k))]
+    folders = []
+    for repo in dict.fromkeys(repos):
+        try:
+            folders.append(Path(snapshot_download(repo_id=repo)))
+        except Exception as exc:  # network, auth or missing repo: one clear line
+            raise BadInput(
+                f"cannot download {repo} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "check the network and the model id"
+            ) from None
+    return folders
+
+
+def choose_device(card: ModelCard) -> tuple[str, Any]:
+    """(device, torch dtype): the card's override, else cuda fp16 when available, else cpu fp32."""
+    import torch
+
+    device = str(card.hub.get("device") or os.environ.get("BATON_DEVICE") or "")
+    if not device:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype_name = str(card.hub.get("dtype") or ("float16" if device.startswith("cuda") else "float32"))
+    return device, getattr(torch, dtype_name)
