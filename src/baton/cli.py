@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from baton.assistant import Result
     from baton.execute import Event
+    from baton.experts.cache import LoadEvent
     from baton.runs import Run
 
 app = typer.Typer(
@@ -30,6 +31,10 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List past runs, or show one with 'baton runs show ID'.", no_args_is_help=False)
 app.add_typer(runs_app, name="runs")
+models_app = typer.Typer(
+    help="The model catalogue; 'pull' downloads a Hub model, 'add' registers a local folder, 'rm' forgets it."
+)
+app.add_typer(models_app, name="models")
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -148,6 +153,13 @@ def run(
             help="plan: plan the whole graph, then run it. agent: the LLM calls one tool at a time (needs an LLM).",
         ),
     ] = "plan",
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DEVICE=SIZE,...",
+            help="Memory budget for loaded models per device, e.g. cpu=8GB,cuda:0=20GB (default: half the free RAM).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Plan and run a request; print the answer and the paths of the files it made.
@@ -177,7 +189,10 @@ def run(
             except UnicodeDecodeError:
                 raise _fail(f"plan file '{plan_file}' is not UTF-8 text; save it as UTF-8 JSON") from None
             plan = parse_plan(text)
-        assistant = Assistant()
+        from baton.config import Settings
+
+        settings = Settings.load(**({"memory": memory} if memory else {}))
+        assistant = Assistant(settings, on_load=None if as_json else _print_load)
         try:
             overrides = parse_model_overrides(model or [], assistant.catalog)
         except ValueError as exc:
@@ -231,6 +246,20 @@ def run(
     else:
         _print_result(result, streamed.used)
     raise typer.Exit(EXIT_OK if result.ok and result.run.status == "succeeded" else EXIT_TASK_FAILED)
+
+
+def _print_load(event: LoadEvent) -> None:
+    """Model loads and unloads, on stderr: they can take a while (offline builtin experts load at once)."""
+    if event.model.startswith(("builtin/", "llm/")):
+        return
+    size = f"{event.bytes / 2**20:.0f} MB" if event.bytes else ""
+    if event.action == "loading":
+        message = f"loading {event.model} on {event.device}..."
+    elif event.action == "loaded":
+        message = f"loaded {event.model} on {event.device} in {event.seconds or 0:.1f} s ({size})"
+    else:
+        message = f"unloaded {event.model} from {event.device} to make room ({size})"
+    print(message, file=sys.stderr, flush=True)
 
 
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -540,12 +569,15 @@ def tasks(
     _console().print(table)
 
 
-@app.command()
+@models_app.callback(invoke_without_command=True)
 def models(
+    ctx: typer.Context,
     task: Annotated[str | None, typer.Option(metavar="TASK", help="Only models for this task.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the model catalogue: each model's task, backend, and whether it can run here (and why not)."""
+    """List the model catalogue: each model's task, backend, memory, and whether it can run here (and why not)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
 
     from baton.catalog import load_catalog
@@ -565,8 +597,54 @@ def models(
     for card in cards:
         missing = card.missing()
         available = "[green]yes[/]" if not missing else "[red]no[/]: " + _esc("; ".join(missing))
-        table.add_row(_esc(card.id), card.task, card.backend, f"{card.memory_mb} MB", available)
+        memory = f"{card.memory_mb} MB" + (f" ({card.memory_fp16_mb} fp16)" if card.memory_fp16_mb else "")
+        table.add_row(_esc(card.id), card.task, card.backend, memory, available)
     _console().print(table)
+
+
+@models_app.command("pull")
+def models_pull(model_id: Annotated[str, typer.Argument(metavar="ID", help="A Hub model of the catalogue.")]) -> None:
+    """Download a Hub model's weights into the Hugging Face cache (HF_HOME), with progress."""
+    with _user_errors():
+        from baton.catalog import load_catalog
+        from baton.experts.hub import pull
+
+        card = load_catalog().get(model_id)
+        if card.backend not in ("transformers", "diffusers"):
+            raise _fail(f"{card.id} is a {card.backend} model: it has no weights to download")
+        folders = pull(card)
+    for folder in folders:
+        print(f"downloaded {folder}")
+
+
+@models_app.command("add")
+def models_add(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="A folder written by save_pretrained.")],
+    task: Annotated[str, typer.Option(metavar="TASK", help="The task this model does, e.g. image-to-text.")],
+    model_id: Annotated[
+        str | None, typer.Option("--id", metavar="NAME", help="The id to call it by; default local/FOLDER.")
+    ] = None,
+) -> None:
+    """Register a local transformers or diffusers folder as a model for a task."""
+    with _user_errors():
+        from baton.config import Settings
+        from baton.experts.hub import add_local_model
+
+        entry = add_local_model(path, task, model_id, Settings.load())
+    print(f"registered {entry['id']} ({entry['backend']}, {entry['task']}) from {entry['hub']['path']}")
+
+
+@models_app.command("rm")
+def models_rm(model_id: Annotated[str, typer.Argument(metavar="ID", help="A model registered with 'add'.")]) -> None:
+    """Forget a model registered with 'baton models add' (its folder is left as it is)."""
+    with _user_errors():
+        from baton.config import Settings
+        from baton.experts.hub import remove_local_model
+
+        removed = remove_local_model(model_id, Settings.load())
+    if not removed:
+        raise _fail(f"no registered model '{model_id}'; 'baton models' lists them (ids from 'baton models add')")
+    print(f"forgot {model_id}")
 
 
 def _store() -> Any:

@@ -26,14 +26,21 @@ class Selection:
     alternatives: tuple[ModelCard, ...] = ()  # runnable fallbacks, best first
 
 
-def _rank(card: ModelCard) -> tuple[int, int]:
-    # smaller first (offline builtin and LLM-served experts are small here), then popularity
-    return (card.memory_mb, -card.popularity)
+def _rank(card: ModelCard, cpu_budget_mb: float) -> tuple[bool, bool, int, int]:
+    """Cached before needing a download, fitting the budget before not, smaller first, then popularity."""
+    from baton.experts.hub import is_cached
+
+    return (not is_cached(card), card.memory_mb > cpu_budget_mb, card.memory_mb, -card.popularity)
 
 
 def runnable(task: str, catalog: Catalog, settings: Settings | None = None) -> list[ModelCard]:
     """The models that can run ``task`` here, best first."""
-    return [card for card in sorted(catalog.for_task(task), key=_rank) if not card.missing(settings)]
+    from baton.experts.cache import default_budget, parse_budget
+
+    budget = parse_budget(settings.memory).get("cpu") if settings is not None and settings.memory else None
+    cpu_mb = (budget or default_budget("cpu")) / 2**20
+    ready = [card for card in catalog.for_task(task) if not card.missing(settings)]
+    return sorted(ready, key=lambda card: _rank(card, cpu_mb))
 
 
 def select(

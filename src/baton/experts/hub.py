@@ -213,17 +213,32 @@ def downloads_allowed(settings: Settings | None) -> bool:
     return settings.allow_downloads
 
 
+def companions(card: ModelCard) -> list[str]:
+    """Every Hub repository a card needs: its own and its vocoder, ControlNet or mask model."""
+    return list(
+        dict.fromkeys(
+            [repo_of(card), *(str(card.hub[k]) for k in ("vocoder", "controlnet", "mask_from") if card.hub.get(k))]
+        )
+    )
+
+
+def is_cached(card: ModelCard) -> bool:
+    """Whether a Hub card's weights are all here (registered folder or HF cache); other cards have none."""
+    if card.backend not in ("transformers", "diffusers") or card.hub.get("path"):
+        return True
+    try:
+        return all(hf_cached(repo) for repo in companions(card))
+    except ImportError:
+        return False
+
+
 def weights_missing(card: ModelCard, settings: Settings | None = None) -> list[str]:
     """Why a Hub model's weights are not at hand, with the fix; empty when they are (or may be fetched)."""
     path = card.hub.get("path")
     if path:
         return [] if Path(path).is_dir() else [f"its folder {path} is gone: baton models rm {card.id}"]
-    needed = [repo_of(card)]
-    for key in ("vocoder", "controlnet", "mask_from"):
-        if card.hub.get(key):
-            needed.append(str(card.hub[key]))
     try:
-        absent = [repo for repo in dict.fromkeys(needed) if not hf_cached(repo)]
+        absent = [repo for repo in companions(card) if not hf_cached(repo)]
     except ImportError:
         return []  # the missing huggingface_hub is reported with the Python modules
     if not absent or downloads_allowed(settings):
@@ -241,9 +256,8 @@ def pull(card: ModelCard) -> list[Path]:
 
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise BadInput(f"HF_HUB_OFFLINE is set, so {card.id} cannot be downloaded; unset it to download")
-    repos = [repo_of(card), *(str(card.hub[k]) for k in ("vocoder", "controlnet", "mask_from") if card.hub.get(k))]
     folders = []
-    for repo in dict.fromkeys(repos):
+    for repo in companions(card):
         try:
             folders.append(Path(snapshot_download(repo_id=repo)))
         except Exception as exc:  # network, auth or missing repo: one clear line
