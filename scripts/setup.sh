@@ -3,7 +3,8 @@
 # Python packages. Safe to run again: it installs only what is missing.
 #
 #   scripts/setup.sh            baton with its offline experts (extra: offline = vision, audio, text, net)
-#   scripts/setup.sh --dev      the same plus the test and lint tools (dependency group: dev)
+#   scripts/setup.sh --dev      the same plus the test and lint tools (dependency group: dev), and a CPU torch
+#                               with the hf extra for the tests that build tiny Hub models
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ dev=0
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg'; use --dev or --help" >&2; exit 2 ;;
   esac
 done
@@ -42,6 +43,9 @@ pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
 .venv/bin/python -c 'import sys, pip; sys.exit(int(pip.__version__.split(".")[0]) < 25)' || "${pip[@]}" install --upgrade pip
 "${pip[@]}" install -e ".[offline,llm]"
 if [ "$dev" -eq 1 ]; then
+  # the tests build tiny Hub models: a CPU torch first (pinned: a looser pin pulls GBs of CUDA), then the hf extra
+  .venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" install torch==2.13.0
+  "${pip[@]}" install -e ".[hf]"
   "${pip[@]}" install --group dev
 fi
 echo "setup.sh: ready; run .venv/bin/baton --help"
