@@ -191,14 +191,32 @@ class Store:
             return session
 
     def find_session(self, name: str) -> Session | None:
-        row = self.db.execute("SELECT * FROM sessions WHERE name=?", (name,)).fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT * FROM sessions WHERE name=?", (name,)).fetchone()
         return None if row is None else Session(id=row["id"], name=row["name"], created=row["created"])
 
+    def session_by_id(self, session_id: str) -> Session | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT s.*, COUNT(r.id) AS runs FROM sessions s LEFT JOIN runs r ON r.session_id = s.id "
+                "WHERE s.id=? GROUP BY s.id",
+                (session_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Session(id=row["id"], name=row["name"], created=row["created"], runs=row["runs"])
+
+    def delete_session(self, session_id: str) -> bool:
+        """Forget a session: its runs, file names and labels. Artifact files stay (other sessions may share them)."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM sessions WHERE id=?", (session_id,)).rowcount > 0
+
     def sessions(self) -> list[Session]:
-        rows = self.db.execute(
-            "SELECT s.*, COUNT(r.id) AS runs FROM sessions s LEFT JOIN runs r ON r.session_id = s.id "
-            "GROUP BY s.id ORDER BY s.created DESC"
-        ).fetchall()
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT s.*, COUNT(r.id) AS runs FROM sessions s LEFT JOIN runs r ON r.session_id = s.id "
+                "GROUP BY s.id ORDER BY s.created DESC"
+            ).fetchall()
         return [Session(id=r["id"], name=r["name"], created=r["created"], runs=r["runs"]) for r in rows]
 
     # artifacts
@@ -262,6 +280,10 @@ class Store:
 
     def files_of(self, session_id: str) -> dict[str, Artifact]:
         """Every name a session knows (artifact names and the user's own file names) -> artifact."""
+        with self._lock:  # one connection is shared by threads: a read must not interleave with a write
+            return self._files_of(session_id)
+
+    def _files_of(self, session_id: str) -> dict[str, Artifact]:
         rows = self.db.execute(
             "SELECT f.name, a.sha256, a.kind, a.path FROM session_files f "
             "JOIN artifacts a ON a.sha256 = f.sha256 WHERE f.session_id=? ORDER BY f.created",
@@ -335,12 +357,13 @@ class Store:
 
     def run(self, run_id: str) -> Run | None:
         """A run by id, or by a unique prefix of its id."""
-        rows = self.db.execute(
-            "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created DESC LIMIT 2", (_like(run_id) + "%",)
-        ).fetchall()
-        if len(rows) != 1:
-            return None
-        return self._run_from(rows[0])
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created DESC LIMIT 2", (_like(run_id) + "%",)
+            ).fetchall()
+            if len(rows) != 1:
+                return None
+            return self._run_from(rows[0])
 
     def runs(self, limit: int = 20, search: str | None = None, session_id: str | None = None) -> list[Run]:
         """Runs newest first; ``search`` matches request or answer text literally."""
@@ -352,8 +375,11 @@ class Store:
             clauses.append("session_id = ?")
             values.append(session_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.db.execute(f"SELECT * FROM runs {where} ORDER BY created DESC LIMIT ?", (*values, limit)).fetchall()
-        return [self._run_from(row) for row in rows]
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT * FROM runs {where} ORDER BY created DESC LIMIT ?", (*values, limit)
+            ).fetchall()
+            return [self._run_from(row) for row in rows]
 
     def _run_from(self, row: sqlite3.Row) -> Run:
         from baton.plan import Plan
