@@ -165,12 +165,22 @@ video-voiceover | video, text:script | video | Speak a script and lay it over a 
 
 _OPTIONS = {
     "text-to-speech": ("voice", "speed"),
-    "image-to-text": ("lang",),
+    "image-to-text": ("lang", "max_tokens"),
+    "image-classification": ("labels",),
     "automatic-speech-recognition": ("grammar", "keywords"),
     "video-to-text": ("grammar", "keywords"),
-    "object-detection": ("kinds",),
+    "object-detection": ("kinds", "labels", "threshold"),
     "image-segmentation": ("segments",),
-    "image-to-image": ("style",),
+    "image-to-image": ("style", "strength", "steps", "seed"),
+    "text-to-image": ("steps", "seed", "size"),
+    "outpainting": ("margin", "steps", "seed"),
+    "instruct-image-editing": ("steps", "seed"),
+    "remove-object": ("steps", "seed"),
+    "replace-object": ("steps", "seed"),
+    "text-to-video": ("frames", "steps", "seed"),
+    "visual-question-answering": ("max_tokens",),
+    "text-generation": ("max_tokens",),
+    "conversational": ("max_tokens",),
     "style-transfer": ("strength",),
     "image-stitcher": ("mode",),
     "summarization": ("sentences",),
@@ -200,6 +210,9 @@ def _table(text: str, group: str) -> list[TaskSpec]:
     return specs
 
 
+_GENERATION_OPTIONS = ("steps", "seed")
+
+
 def _controlnet() -> list[TaskSpec]:
     specs = []
     for cond, (what, extract_alias, generate_alias) in _CONDITIONS.items():
@@ -221,6 +234,7 @@ def _controlnet() -> list[TaskSpec]:
                 outputs=_ports("image"),
                 group="controlnet",
                 aliases=(generate_alias, f"{cond}-to-image"),
+                options=_GENERATION_OPTIONS,
             )
         )
     return specs

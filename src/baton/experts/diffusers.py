@@ -8,6 +8,9 @@ named object, and the inpainting pipeline paints background or the replacement o
 from __future__ import annotations
 
 import importlib
+import math
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,11 @@ from baton.experts.transformers import _image, _module_bytes, _save_pil, local_w
 from baton.media import Resource
 
 __all__ = ["DiffusersExpert"]
+
+# diffusers loads under accelerate's init_empty_weights, which swaps nn.Module.register_parameter for the whole
+# process: two loads in parallel threads can restore each other's swap and leave every later model on the meta
+# device. Pipelines load one at a time.
+_LOADING = threading.Lock()
 
 
 def _diffusers() -> Any:
@@ -54,26 +62,38 @@ class DiffusersExpert(Expert):
         diffusers.utils.logging.set_verbosity_error()
         hub = self.card.hub
         folder = local_weights(self.card)
-        pipeline_class = getattr(diffusers, str(hub.get("class") or "DiffusionPipeline"))
+        class_name = str(hub.get("class") or "DiffusionPipeline")
+        pipeline_class = getattr(diffusers, class_name)
         kwargs: dict[str, Any] = {"torch_dtype": self._dtype}
         try:
-            if "controlnet" in hub or (folder / "controlnet").is_dir():
-                source = hub.get("controlnet")
-                control_folder = local_weights(self.card, str(source)) if source else folder / "controlnet"
-                kwargs["controlnet"] = diffusers.ControlNetModel.from_pretrained(
-                    str(control_folder), torch_dtype=self._dtype
-                )
-            if _takes_safety_checker(folder):  # the checker's weights are optional; outputs are the user's
-                kwargs["safety_checker"] = None
-            self.pipe = pipeline_class.from_pretrained(str(folder), **kwargs).to(self._device)
+            with _LOADING, warnings.catch_warnings():  # newer diffusers say dtype; older ones know only torch_dtype
+                warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+                if "controlnet" in hub or "ControlNet" in class_name:
+                    source = hub.get("controlnet")
+                    control_folder = self._companion(str(source)) if source else folder / "controlnet"
+                    if not control_folder.is_dir():
+                        raise ExpertError(
+                            f"{self.card.id} has no ControlNet: save a ControlNetModel into {folder / 'controlnet'}"
+                        )
+                    kwargs["controlnet"] = diffusers.ControlNetModel.from_pretrained(
+                        str(control_folder), torch_dtype=self._dtype
+                    )
+                if _takes_safety_checker(folder):  # the checker's weights are optional; outputs are the user's
+                    kwargs["safety_checker"] = None
+                self.pipe = pipeline_class.from_pretrained(str(folder), **kwargs).to(self._device)
             self.pipe.set_progress_bar_config(disable=True)
             if hub.get("mask_from"):
-                self._load_segmenter(local_weights(self.card, str(hub["mask_from"])))
+                self._load_segmenter(self._companion(str(hub["mask_from"])))
         except ExpertError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ExpertError(f"cannot load {self.card.id} from {folder}: {exc}") from None
         self.loaded = True
+
+    def _companion(self, source: str) -> Path:
+        """A companion model's folder: a local folder as it is (registered models), else a Hub repo's snapshot."""
+        path = Path(source)
+        return path if path.is_absolute() and path.is_dir() else local_weights(self.card, source)
 
     def _load_segmenter(self, folder: Path) -> None:
         transformers = importlib.import_module("transformers")
@@ -110,23 +130,32 @@ class DiffusersExpert(Expert):
                 width, height = _size(size)
                 common.update(width=width, height=height)
             return {"image": _save_pil(self.pipe(prompt, **common).images[0], ctx, "generated.png")}
-        image = _image(inputs["image"])
+        image = _workable(_image(inputs["image"]))
         if "controlnet" in hub or task.endswith("-text-to-image"):
             result = self.pipe(prompt, image=image, **common)
         elif hub.get("image_only"):  # image variations take no prompt
             result = self.pipe(image, **common)
-        elif hub.get("class") == "StableDiffusionInstructPix2PixPipeline":
+        elif "InstructPix2Pix" in str(hub.get("class")):
             result = self.pipe(inputs["instruction"].as_text(), image=image, **common)
         elif hub.get("outpaint"):
-            canvas, mask = _outpaint_canvas(image, float(options.get("margin", 0.25)))
-            result = self.pipe(prompt or "a natural continuation of the scene", image=canvas, mask_image=mask, **common)
+            canvas, mask = _outpaint_canvas(image, _fraction(options, "margin", 0.25))
+            # inpainting pipelines default to the model's own size; paint the whole canvas instead
+            result = self.pipe(
+                prompt or "a natural continuation of the scene",
+                image=canvas,
+                mask_image=mask,
+                width=canvas.width,
+                height=canvas.height,
+                **common,
+            )
         elif hub.get("mask_from"):
             target = inputs["object"].as_text()
             mask = self._mask_of(image, target)
             fill = inputs["replacement"].as_text() if "replacement" in inputs else str(hub.get("prompt", "background"))
-            result = self.pipe(fill, image=image, mask_image=mask, **common)
+            result = self.pipe(fill, image=image, mask_image=mask, width=image.width, height=image.height, **common)
         else:  # image-to-image guided by the instruction
-            strength = float(options.get("strength", 0.6))
+            strength = _fraction(options, "strength", 0.6)
+            common["num_inference_steps"] = _denoising_steps(steps, strength)
             result = self.pipe(prompt or "a high quality picture", image=image, strength=strength, **common)
         return {"image": _save_pil(result.images[0], ctx, "generated.png")}
 
@@ -172,6 +201,32 @@ def _int(options: dict[str, str], name: str, default: int, low: int, high: int) 
     if not low <= value <= high:
         raise ExpertError(f"{name} {value} is out of range; use {low} to {high}")
     return value
+
+
+def _fraction(options: dict[str, str], name: str, default: float) -> float:
+    raw = options.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ExpertError(f"{name} must be a number between 0 and 1, not '{raw}'") from None
+    if not 0 < value <= 1:
+        raise ExpertError(f"{name} {value} is out of range; use a number above 0 and at most 1")
+    return value
+
+
+def _denoising_steps(steps: int, strength: float) -> int:
+    """Steps for image-to-image: it runs only steps x strength of them, and that must be at least one."""
+    steps = max(steps, math.ceil(1 / strength))
+    return steps if int(steps * strength) >= 1 else steps + 1
+
+
+def _workable(image: Any, limit: int = 1024) -> Any:
+    """The image at a size diffusion pipelines take: sides multiples of 8, the longer one at most ``limit``."""
+    scale = min(1.0, limit / max(image.size))
+    width, height = (max(8, int(side * scale) // 8 * 8) for side in image.size)
+    return image if (width, height) == image.size else image.resize((width, height))
 
 
 def _size(text: str) -> tuple[int, int]:
