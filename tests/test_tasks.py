@@ -419,7 +419,9 @@ def test_registry_order_is_hugginggpt_controlnet_editing_multimedia() -> None:
 
 def test_options_are_declared_where_experts_take_them() -> None:
     assert get_task("tts").options == ("voice", "speed")
-    assert get_task("ocr").options == ("lang",)
+    assert get_task("ocr").options == ("lang", "max_tokens")  # Tesseract's language; a captioner's length
+    assert set(get_task("text-to-image").options) >= {"steps", "seed", "size"}
+    assert set(get_task("canny-text-to-image").options) >= {"steps", "seed"}
     assert get_task("summarization").options == ("sentences",)
     assert get_task("translation").options == ()  # a task whose experts take no options declares none
 
