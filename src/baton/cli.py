@@ -258,7 +258,7 @@ def _print_load(event: LoadEvent) -> None:
     elif event.action == "loaded":
         message = f"loaded {event.model} on {event.device} in {event.seconds or 0:.1f} s ({size})"
     else:
-        message = f"unloaded {event.model} from {event.device} to make room ({size})"
+        message = f"unloaded {event.model} from {event.device} ({size})"
     print(message, file=sys.stderr, flush=True)
 
 
@@ -751,6 +751,64 @@ def sessions(
     for item in found:
         table.add_row(_esc(item.name), item.id, _when(item.created), str(item.runs))
     _console().print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on; any but loopback needs BATON_API_TOKEN.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", min=1, max=65535, help="Port to listen on.")] = 8000,
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Serve the web UI at /ui (needs the 'ui' extra).")] = True,
+    max_upload_mb: Annotated[
+        float | None,
+        typer.Option(metavar="MB", min=0.001, help="Largest file a request may upload (BATON_MAX_UPLOAD_MB)."),
+    ] = None,
+    request_timeout: Annotated[
+        float | None, typer.Option(metavar="SECONDS", min=1, help="Longest a request may run (BATON_REQUEST_TIMEOUT).")
+    ] = None,
+    runs_at_once: Annotated[
+        int | None, typer.Option("--runs", metavar="N", min=1, help="Runs at once; the rest wait (BATON_SERVER_RUNS).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="uvicorn's log level: info, warning, ...")] = "info",
+) -> None:
+    """Serve the OpenAI-compatible, HuggingGPT-compatible and native HTTP APIs and the web UI on one port.
+
+    On an address other than loopback (127.0.0.1, ::1, localhost) BATON_API_TOKEN must be set; clients
+    then send it as a bearer token, and a browser opens /ui?token=TOKEN once.
+    """
+    overrides = {"max_upload_mb": max_upload_mb, "request_timeout": request_timeout, "server_runs": runs_at_once}
+    with _user_errors():
+        from baton.config import Settings
+
+        settings = Settings.load(**{key: value for key, value in overrides.items() if value is not None})
+    try:
+        import uvicorn
+
+        from baton.server.app import ServerConfigError, create_app
+    except ImportError as exc:
+        raise _fail(
+            f"the server needs the 'server' extra ({exc.name} is missing): pip install 'baton[server]'"
+        ) from None
+    with _user_errors():
+        try:
+            server_app = create_app(settings, host=host, ui=ui)
+        except ServerConfigError as exc:
+            raise _fail(str(exc)) from None
+        except ImportError as exc:
+            raise _fail(
+                f"the web UI needs the 'ui' extra ({exc.name} is missing): pip install 'baton[ui]', or serve --no-ui"
+            ) from None
+    # requests run side by side, each task on one core: Tesseract's own threads would only contend
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    shown = f"[{host}]" if ":" in host else host
+    err = _console(stderr=True)
+    err.print(f"baton serves on http://{_esc(shown)}:{port}", markup=False)
+    err.print("  OpenAI-compatible API: /v1   HuggingGPT: /hugginggpt /tasks /results   schema: /openapi.json")
+    if ui:
+        login = "?token=YOUR_TOKEN (once)" if settings.api_token else ""
+        err.print(f"  web UI: http://{_esc(shown)}:{port}/ui/{login}", markup=False)
+    uvicorn.run(server_app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
 
 
 def main() -> None:

@@ -57,10 +57,6 @@ class ModelCard(BaseModel):
                 reasons.append(
                     "no LLM is configured: set BATON_LLM_MODEL and OPENAI_BASE_URL (or OPENAI_API_KEY for OpenAI)"
                 )
-        if self.backend in ("transformers", "diffusers"):
-            from baton.experts.hub import weights_missing
-
-            reasons += weights_missing(self, settings)
         absent = [m for m in self.python if importlib.util.find_spec(m) is None]
         if absent:
             install = f"pip install 'baton[{self.extra}]'" if self.extra else "pip install " + " ".join(absent)
@@ -69,6 +65,10 @@ class ModelCard(BaseModel):
         if programs:
             packages = " ".join(self.apt) or " ".join(programs)
             reasons.append(f"program {', '.join(programs)} is not installed: sudo apt-get install {packages}")
+        if self.backend in ("transformers", "diffusers"):
+            from baton.experts.hub import weights_missing
+
+            reasons += weights_missing(self, settings)
         return reasons
 
     def build(self) -> Any:
