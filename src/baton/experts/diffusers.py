@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import importlib
 import math
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
-from baton.experts.hub import choose_device
+from baton.experts.hub import LOAD_LOCK, choose_device
 from baton.experts.transformers import _image, _module_bytes, _save_pil, local_weights
 from baton.media import Resource
 
@@ -25,7 +24,6 @@ __all__ = ["DiffusersExpert"]
 # diffusers loads under accelerate's init_empty_weights, which swaps nn.Module.register_parameter for the whole
 # process: two loads in parallel threads can restore each other's swap and leave every later model on the meta
 # device. Pipelines load one at a time.
-_LOADING = threading.Lock()
 
 
 def _diffusers() -> Any:
@@ -66,7 +64,7 @@ class DiffusersExpert(Expert):
         pipeline_class = getattr(diffusers, class_name)
         kwargs: dict[str, Any] = {"torch_dtype": self._dtype}
         try:
-            with _LOADING, warnings.catch_warnings():  # newer diffusers say dtype; older ones know only torch_dtype
+            with LOAD_LOCK, warnings.catch_warnings():  # newer diffusers say dtype; older ones know only torch_dtype
                 warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
                 if "controlnet" in hub or "ControlNet" in class_name:
                     source = hub.get("controlnet")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from baton.config import Settings
 
 __all__ = [
+    "LOAD_LOCK",
     "add_local_model",
     "choose_device",
     "hf_cached",
@@ -39,6 +41,11 @@ FACTORY = {
     "transformers": "baton.experts.transformers:TransformersExpert",
     "diffusers": "baton.experts.diffusers:DiffusersExpert",
 }
+
+# Held while a Hub model is built from its weights: transformers (and diffusers through it) build models
+# under process-wide patches (the meta device, skipped initialisation), so two loads in two threads at
+# once corrupt each other ("Cannot copy out of meta tensor"). Running models needs no lock.
+LOAD_LOCK = threading.RLock()
 
 
 def register(add: Callable[[ModelCard], None]) -> None:
@@ -119,6 +126,8 @@ def add_local_model(
             "save the model with save_pretrained into it"
         )
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".bin"))
+    if _stored_half(folder):  # fp16/bf16 files double in size when they run at fp32 on a CPU
+        size *= 2
     entry: dict[str, Any] = {
         "id": model_id or f"local/{folder.name}",
         "task": spec.name,
@@ -132,6 +141,23 @@ def add_local_model(
     entries[entry["id"]] = entry
     _write_registry(entries, settings)
     return entry
+
+
+def _stored_half(folder: Path) -> bool:
+    """Whether a folder's weights are stored in 16 bits (from config.json, or a safetensors header)."""
+    config = folder / "config.json"
+    if config.exists():
+        data = json.loads(config.read_text(encoding="utf-8"))
+        dtype = str(data.get("dtype") or data.get("torch_dtype") or "")
+        if dtype:
+            return dtype in ("float16", "bfloat16")
+    for weights in sorted(folder.rglob("*.safetensors"))[:1]:
+        with open(weights, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(min(length, 10_000_000)))
+        dtypes = {v.get("dtype") for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+        return bool(dtypes) and dtypes <= {"F16", "BF16"}
+    return False
 
 
 def remove_local_model(model_id: str, settings: Settings | None = None) -> bool:
@@ -152,6 +178,8 @@ _PIPELINE_FOR_TASK = {
     "image-segmentation": "image-segmentation",
     "depth-estimation": "depth-estimation",
     "depth-control": "depth-estimation",
+    "normal-control": "depth-estimation",
+    "seg-control": "image-segmentation",
     "automatic-speech-recognition": "automatic-speech-recognition",
     "text-to-speech": "text-to-audio",
     "text-classification": "text-classification",
@@ -165,6 +193,14 @@ _PIPELINE_FOR_TASK = {
     "audio-classification": "audio-classification",
     "tabular-classification": "object-detection",
 }
+# how a task's output differs from its pipeline's (the same keys the catalogue's cards use)
+_TASK_HINTS: dict[str, dict[str, Any]] = {
+    "tabular-classification": {"as_text": True},
+    "normal-control": {"normals": True},
+    "seg-control": {"palette": True},
+}
+# model types whose detection takes the labels as text (transformers' zero-shot-object-detection models)
+_ZERO_SHOT_DETECTORS = ("owlvit", "owlv2", "grounding-dino", "mm-grounding-dino", "omdet-turbo")
 
 
 def _transformers_hints(folder: Path, task: str) -> dict[str, Any]:
@@ -174,19 +210,82 @@ def _transformers_hints(folder: Path, task: str) -> dict[str, Any]:
         return {"kind": "embedding"}
     if "SpeechT5ForTextToSpeech" in architectures:
         return {"kind": "speecht5"}
-    if "ForZeroShotObjectDetection" in architectures or "OwlViT" in architectures:
+    if task == "object-detection" and config.get("model_type") in _ZERO_SHOT_DETECTORS:
         return {"pipeline": "zero-shot-object-detection"}
+    if task == "image-classification" and "text_config" in config and "vision_config" in config:
+        return {"pipeline": "zero-shot-image-classification"}  # CLIP and its kin: the labels are given as text
     pipeline = _PIPELINE_FOR_TASK.get(task)
     if pipeline is None:
         raise BadInput(f"a transformers folder cannot be registered for {task} yet; pick a task with a pipeline")
-    return {"pipeline": pipeline}
+    hints = {"pipeline": pipeline, **_TASK_HINTS.get(task, {})}
+    if _has_chat_template(folder):  # a chat model: prompts go through its template
+        if task == "image-to-text":
+            hints["prompt"] = "Describe this image in detail."
+        elif task in ("visual-question-answering", "text-generation", "conversational"):
+            hints["chat"] = True
+    return hints
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").exists() or (folder / "chat_template.json").exists():
+        return True
+    for name in ("tokenizer_config.json", "processor_config.json"):
+        path = folder / name
+        try:
+            if path.exists() and json.loads(path.read_text(encoding="utf-8")).get("chat_template"):
+                return True
+        except (ValueError, AttributeError):
+            continue
+    return False
 
 
 def _diffusers_hints(folder: Path, task: str) -> dict[str, Any]:
+    """How a diffusers folder loads for ``task``: a Stable Diffusion folder serves every image task through the
+    pipeline class of that task; ControlNet generation takes the ControlNetModel in ``controlnet/``, removing
+    and replacing objects the CLIPSeg segmenter (model and processor) in ``segmenter/``."""
+    variants = {"image-to-image": "Img2Img", "outpainting": "Inpaint", "remove-object": "Inpaint"}
+    variants.update({"replace-object": "Inpaint", "instruct-image-editing": "Img2Img", "text-to-image": ""})
+    control = task.endswith("-text-to-image")
+    if task not in variants and task != "text-to-video" and not control:
+        raise BadInput(
+            f"a diffusers folder cannot be registered for {task}; it can do text-to-image, image-to-image, "
+            "instruct-image-editing, outpainting, remove-object, replace-object, text-to-video and ControlNet "
+            "generation (canny-text-to-image, ...)"
+        )
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    hints: dict[str, Any] = {"class": index.get("_class_name", "DiffusionPipeline")}
-    if (folder / "controlnet").is_dir():
-        hints["class"] = "StableDiffusionControlNetPipeline"
+    name = str(index.get("_class_name", "DiffusionPipeline"))
+    hints: dict[str, Any] = {"class": name}
+    family = name.removesuffix("Pipeline")
+    for part in ("Img2Img", "Inpaint", "InstructPix2Pix", "ControlNet"):
+        family = family.replace(part, "")
+    variant = variants.get(task, "")
+    if control:
+        if not (folder / "controlnet").is_dir():
+            raise BadInput(
+                f"'{folder}' has no controlnet subfolder; {task} needs a ControlNetModel saved into "
+                f"{folder / 'controlnet'}"
+            )
+        variant = "ControlNet"
+    elif task == "instruct-image-editing" and "InstructPix2Pix" in name:
+        variant = "InstructPix2Pix"  # otherwise image-to-image guided by the instruction
+    if name.endswith("Pipeline") and family in ("StableDiffusion", "StableDiffusionXL", "StableDiffusion3"):
+        hints["class"] = f"{family}{variant}Pipeline"
+    if task in ("remove-object", "replace-object"):
+        segmenter = folder / "segmenter"
+        if not (segmenter / "config.json").exists():
+            raise BadInput(
+                f"'{folder}' has no segmenter subfolder; {task} finds the object with a CLIPSeg model: save "
+                f"CLIPSegForImageSegmentation and CLIPSegProcessor into {segmenter}"
+            )
+        hints["mask_from"] = str(segmenter)
+        if task == "remove-object":
+            hints["prompt"] = "background"
+    if task == "outpainting":
+        hints["outpaint"] = True
+    if task == "text-to-video":
+        hints["video"] = True
+    if "ImageVariation" in name:
+        hints["image_only"] = True  # image variations take no prompt
     return hints
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from baton.catalog import ModelCard
 from baton.experts import Expert, ExpertContext, ExpertError
-from baton.experts.hub import choose_device, downloads_allowed, repo_of
+from baton.experts.hub import LOAD_LOCK, choose_device, downloads_allowed, repo_of
 from baton.media import Resource
 
 __all__ = ["TransformersExpert", "local_weights"]
@@ -81,6 +81,12 @@ class TransformersExpert(Expert):
 
         transformers.logging.set_verbosity_error()
         folder = str(local_weights(self.card))
+        with LOAD_LOCK:  # one model is built at a time: loads in parallel threads corrupt each other
+            self._load(folder)
+        self.loaded = True
+
+    def _load(self, folder: str) -> None:
+        transformers = _transformers()
         kind = self.card.hub.get("kind")
         try:
             if kind == "embedding":
@@ -111,17 +117,21 @@ class TransformersExpert(Expert):
             raise
         except (OSError, ValueError, KeyError) as exc:
             raise ExpertError(f"cannot load {self.card.id} from {folder}: {exc}") from None
-        self.loaded = True
 
     def _load_classes(self, folder: str, task: str) -> None:
         """Tasks transformers 5 has no pipeline for: the processor and model classes directly."""
         transformers = _transformers()
 
-        model_class = getattr(transformers, MODEL_CLASSES[task])
+        chat_vlm = task == "visual-question-answering" and self.card.hub.get("chat")
+        model_class = getattr(transformers, "AutoModelForImageTextToText" if chat_vlm else MODEL_CLASSES[task])
         if task in ("image-to-text", "visual-question-answering"):
             try:
-                self.parts["processor"] = transformers.AutoProcessor.from_pretrained(folder)
-            except (OSError, ValueError, KeyError, TypeError):  # e.g. ViT + GPT-2: no joint processor
+                processor = transformers.AutoProcessor.from_pretrained(folder)
+            except (OSError, ValueError, KeyError, TypeError):
+                processor = None
+            if hasattr(processor, "image_processor"):
+                self.parts["processor"] = processor
+            else:  # e.g. ViT + GPT-2: no joint processor, and AutoProcessor gives the tokenizer alone
                 self.parts["processor"] = _JointProcessor(
                     transformers.AutoImageProcessor.from_pretrained(folder),
                     transformers.AutoTokenizer.from_pretrained(folder),
@@ -204,7 +214,10 @@ class TransformersExpert(Expert):
                 return {"text": Resource.text(answer or "no answer found in the context")}
             image = _image(inputs["image"])
             if task == "visual-question-answering":
-                batch = processor(images=image, text=inputs["question"].as_text(), return_tensors="pt").to(self._device)
+                question = inputs["question"].as_text()
+                if self.card.hub.get("chat"):  # a chat VLM: the question goes through its chat template
+                    return {"text": Resource.text(self._chat_about(image, question, tokens))}
+                batch = processor(images=image, text=question, return_tensors="pt").to(self._device)
                 if model.config.model_type == "vilt":  # a classifier over its answer vocabulary
                     logits = model(**batch).logits
                     return {"text": Resource.text(str(model.config.id2label[int(logits[0].argmax())]))}
@@ -212,15 +225,19 @@ class TransformersExpert(Expert):
                 return {"text": Resource.text(processor.decode(out[0], skip_special_tokens=True).strip())}
             prompt = self.card.hub.get("prompt")
             if prompt:  # a chat VLM: the image goes through its chat template
-                messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": str(prompt)}]}]
-                text = processor.apply_chat_template(messages, add_generation_prompt=True)
-                batch = processor(text=text, images=[image], return_tensors="pt").to(self._device)
-                out = model.generate(**batch, max_new_tokens=tokens)
-                new = out[0][batch["input_ids"].shape[1] :]
-                return {"text": Resource.text(processor.decode(new, skip_special_tokens=True).strip())}
+                return {"text": Resource.text(self._chat_about(image, str(prompt), tokens))}
             batch = processor(images=image, return_tensors="pt").to(self._device)
             out = model.generate(**batch, max_new_tokens=tokens)
             return {"text": Resource.text(processor.decode(out[0], skip_special_tokens=True).strip())}
+
+    def _chat_about(self, image: Any, text: str, tokens: int) -> str:
+        """A chat VLM's reply to one user turn holding the image and a text, through its chat template."""
+        processor, model = self.parts["processor"], self.parts["model"]
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+        batch = processor(text=prompt, images=[image], return_tensors="pt").to(self._device)
+        out = model.generate(**batch, max_new_tokens=tokens)
+        return str(processor.decode(out[0][batch["input_ids"].shape[1] :], skip_special_tokens=True)).strip()
 
     def _pipeline(
         self, task: str, inputs: dict[str, Resource], options: dict[str, str], ctx: ExpertContext
@@ -313,17 +330,13 @@ class TransformersExpert(Expert):
     ) -> dict[str, Resource]:
         image = _image(inputs["image"])
         threshold = float(options.get("threshold", 0.5 if task == "object-detection" else 0.1))
-        if task == "zero-shot-object-detection":
-            labels = _label_list(options.get("labels") or DETECTION_LABELS)
+        if task == "zero-shot-object-detection":  # the task's "kinds" option names what to look for
+            labels = _label_list(options.get("labels") or options.get("kinds") or DETECTION_LABELS)
             found = self.pipe(image, candidate_labels=labels, threshold=threshold)
         else:
             found = self.pipe(image, threshold=threshold)
         objects = [
-            {
-                "label": str(o["label"]),
-                "score": round(float(o["score"]), 4),
-                "box": [int(o["box"]["xmin"]), int(o["box"]["ymin"]), int(o["box"]["xmax"]), int(o["box"]["ymax"])],
-            }
+            {"label": str(o["label"]), "score": round(float(o["score"]), 4), "box": _box(o["box"], image.size)}
             for o in found
         ]
         if self.card.hub.get("as_text"):
@@ -505,6 +518,15 @@ def _labels(results: list[dict[str, Any]]) -> dict[str, Resource]:
     found = [{"label": str(r["label"]), "score": round(float(r["score"]), 4)} for r in results]
     text = ", ".join(f"{r['label']} ({r['score']:.2f})" for r in found) or "no label"
     return {"text": Resource.text(text), "json": Resource.json_value({"labels": found})}
+
+
+def _box(box: dict[str, Any], size: tuple[int, int]) -> list[int]:
+    """A pipeline's box as [x0, y0, x1, y1] within the image: models that pad the image (OWL-ViT pads it
+    to a square) or regress freely (DETR) can place boxes past its edges."""
+    width, height = size
+    x0, x1 = (min(max(int(box[key]), 0), width) for key in ("xmin", "xmax"))
+    y0, y1 = (min(max(int(box[key]), 0), height) for key in ("ymin", "ymax"))
+    return [x0, y0, x1, y1]
 
 
 def _label_list(text: str) -> list[str]:
