@@ -2,9 +2,9 @@
 # Set up baton on Debian/Ubuntu: system programs (apt-get), a virtual environment in .venv, and the
 # Python packages. Safe to run again: it installs only what is missing.
 #
-#   scripts/setup.sh            baton with its offline experts (extra: offline = vision, audio, text, net)
-#   scripts/setup.sh --dev      the same plus the test and lint tools (dependency group: dev), and a CPU torch
-#                               with the hf extra for the tests that build tiny Hub models
+#   scripts/setup.sh            baton, its offline experts, the server and the web UI (extras: offline, llm, server, ui)
+#   scripts/setup.sh --dev      the same plus the test and lint tools (dependency group: dev), chromium for the
+#                               browser test, and a CPU torch with the hf extra for the tests that build tiny Hub models
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,7 @@ missing=()
 command -v tesseract >/dev/null || missing+=(tesseract-ocr)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+[ "$dev" -eq 0 ] || command -v chromium >/dev/null || missing+=(chromium)  # the web UI's browser test
 "$python" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
@@ -41,7 +42,7 @@ fi
 pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
 # pip >= 25.1 reads dependency groups
 .venv/bin/python -c 'import sys, pip; sys.exit(int(pip.__version__.split(".")[0]) < 25)' || "${pip[@]}" install --upgrade pip
-"${pip[@]}" install -e ".[offline,llm]"
+"${pip[@]}" install -e ".[offline,llm,server,ui]"
 if [ "$dev" -eq 1 ]; then
   # the tests build tiny Hub models: a CPU torch first (pinned: a looser pin pulls GBs of CUDA), then the hf extra
   .venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" install torch==2.13.0
