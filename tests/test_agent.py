@@ -81,7 +81,10 @@ def make(tmp_path: Path) -> Iterator[Any]:
 
     def build(server: ScriptedLLM | None) -> Assistant:
         llm: dict[str, Any] = {"llm_base_url": server.base_url, "llm_model": "scripted-model"} if server else {}
-        settings = Settings(home=tmp_path / "home", cpu_slots=2, task_timeout=30, llm_max_retries=1, **llm)
+        # router_threshold 1: plan mode here means the LLM plans (these tests compare it with agent mode)
+        settings = Settings(
+            home=tmp_path / "home", cpu_slots=2, task_timeout=30, llm_max_retries=1, router_threshold=1.0, **llm
+        )
         assistant = Assistant(settings, catalog=Catalog(CATALOG))
         made.append(assistant)
         return assistant

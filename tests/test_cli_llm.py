@@ -70,6 +70,7 @@ def baton_llm(home: Path) -> LLMBaton:
         if server is not None:
             url = server if isinstance(server, str) else server.base_url
             environment.update(OPENAI_BASE_URL=url, BATON_LLM_MODEL="scripted-model", BATON_LLM_MAX_RETRIES="1")
+        environment.update(BATON_ROUTER_THRESHOLD="1")  # --planner auto: the LLM plans, these tests are about it
         environment.update(env or {})
         strings = tuple(str(a) for a in args)
         done = subprocess.run(

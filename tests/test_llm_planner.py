@@ -118,7 +118,8 @@ def make(tmp_path: Path) -> Iterator[Any]:
     made: list[Assistant] = []
 
     def build(server: ScriptedLLM | None, *cards: ModelCard, **settings: Any) -> Assistant:
-        values: dict[str, Any] = {"cpu_slots": 2, "task_timeout": 30, "llm_max_retries": 1}
+        # router_threshold 1: these tests are about the LLM planner, so --planner auto always asks the LLM
+        values: dict[str, Any] = {"cpu_slots": 2, "task_timeout": 30, "llm_max_retries": 1, "router_threshold": 1.0}
         if server is not None:
             values.update(llm_base_url=server.base_url, llm_model="scripted-model")
         assistant = Assistant(

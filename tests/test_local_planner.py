@@ -1,4 +1,4 @@
-"""The keyword planner: requests and attached files in, valid plans out, without an LLM."""
+"""The local planner (learned model + keyword rules): requests and attached files in, valid plans out, no LLM."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from baton.plan import Plan, validate
 from baton.planners import Attachment, Planner, PlannerError
-from baton.planners.local import KeywordPlanner
+from baton.planners.local import KeywordPlanner, LocalPlanner
 
 SIGN = ("sign.png", "image")
 SPEECH = ("speech.wav", "audio")
@@ -15,7 +15,7 @@ CLIP = ("clip.mp4", "video")
 
 def plan(request: str, *files: Attachment) -> Plan:
     """Plan a request and check that the plan validates with exactly the attached files known."""
-    result = KeywordPlanner().plan(request, list(files))
+    result = LocalPlanner().plan(request, list(files))
     validate(result, dict(files))
     return result
 
@@ -24,9 +24,11 @@ def steps(result: Plan) -> list[tuple[str, dict, list[int]]]:
     return [(t.task, t.args, t.dep) for t in result.tasks]
 
 
-def test_keyword_planner_is_a_planner() -> None:
-    planner: Planner = KeywordPlanner()
+def test_local_and_keyword_planners_are_planners() -> None:
+    planner: Planner = LocalPlanner()
     assert planner.name == "local"
+    keyword: Planner = KeywordPlanner()
+    assert keyword.name == "keyword"
 
 
 def test_read_the_text_in_this_image_aloud() -> None:
@@ -106,7 +108,7 @@ def test_other_media_without_a_request_get_their_default_task(attachment: Attach
 
 def test_request_needing_an_image_without_one_names_the_fix() -> None:
     with pytest.raises(PlannerError) as caught:
-        KeywordPlanner().plan("read the text in this image aloud", [])
+        LocalPlanner().plan("read the text in this image aloud", [])
     message = str(caught.value)
     assert "image-to-text" in message
     assert "needs an image, but none was given" in message
@@ -115,7 +117,7 @@ def test_request_needing_an_image_without_one_names_the_fix() -> None:
 
 def test_request_needing_audio_with_only_an_image_attached() -> None:
     with pytest.raises(PlannerError) as caught:
-        KeywordPlanner().plan("what does this audio say", [SIGN])
+        LocalPlanner().plan("what does this audio say", [SIGN])
     assert "needs an audio, but none was given; attach one with -i FILE" in str(caught.value)
 
 
@@ -205,3 +207,62 @@ def test_an_attached_file_no_task_reads_becomes_the_text_to_work_on(
 def test_explicit_text_wins_over_an_unread_attachment() -> None:
     assert steps(plan("say hi", ("sign.png", "image"))) == [("text-to-speech", {"text": "hi"}, [])]
     assert steps(plan("translate 'bonjour'", ("sign.png", "image"))) == [("translation", {"text": "bonjour"}, [])]
+
+
+# the learned model behind the local planner
+
+
+def test_a_taskbench_style_request_plans_its_chain() -> None:
+    request = (
+        "I have an old black and white photo. Could you add colour to it, then describe what is in the "
+        "colourized picture, and finally read that description aloud?"
+    )
+    result = plan(request, SIGN)
+    assert [t.task for t in result.tasks] == ["image-colorization", "image-to-text", "text-to-speech"]
+    assert result.tasks[0].args == {"image": "sign.png"}
+    assert [t.dep for t in result.tasks] == [[], [0], [1]]
+
+
+def test_confidence_is_a_probability_and_higher_for_clear_requests() -> None:
+    planner = LocalPlanner()
+    _, clear = planner.plan_with_confidence("read the text in this image aloud", [SIGN])
+    _, vague = planner.plan_with_confidence("do something interesting with this, maybe", [SIGN])
+    assert 0 <= vague < clear <= 1
+
+
+def test_a_task_taskbench_does_not_know_is_planned_by_the_keyword_rules() -> None:
+    assert steps(plan("remove the background", SIGN)) == [("background-removal", {"image": "sign.png"}, [])]
+
+
+def test_session_files_named_in_the_request_are_used() -> None:
+    from baton.planners import PlanContext
+
+    context = PlanContext(known={"image/3f9c2a1b.png": "image", "sign.png": "image"})
+    result = LocalPlanner().plan("read sign.png aloud", [], context)
+    assert result.tasks[0].args == {"image": "sign.png"}
+
+
+@pytest.mark.parametrize("domain", ["huggingface", "multimedia"])
+def test_plans_of_taskbench_requests_validate_or_say_what_is_missing(domain: str) -> None:
+    """The first 150 dev requests, with the files they name attached: every plan validates."""
+    import json
+
+    from baton.planners.model import FILE_NAME, media_kind
+    from baton.taskbench import data_dir
+
+    path = data_dir() / f"{domain}.dev.jsonl"
+    if not path.exists():
+        pytest.skip(f"TaskBench data not found at {path}")
+    planner = LocalPlanner()
+    planned = 0
+    for line in path.read_text(encoding="utf-8").splitlines()[:150]:
+        request = json.loads(line)["instruction"]
+        files = {name: kind for name in FILE_NAME.findall(request) if (kind := media_kind(name))}
+        try:
+            result = planner.plan(request, list(files.items()))
+        except PlannerError as exc:
+            assert "give it in the request" in str(exc) or "attach one with -i FILE" in str(exc)
+            continue
+        validate(result, files)
+        planned += bool(result.tasks)
+    assert planned >= 120

@@ -100,17 +100,15 @@ class Assistant:
         return self.llm
 
     def choose_planner(self, name: PlannerName = "auto") -> Planner:
-        """The planner for ``--planner``: auto = the LLM when one is configured, else the local planner."""
+        """The planner for ``--planner``: auto = routing between the local planner and the LLM when one is
+        configured (local at or above ``router_threshold`` confidence), else the local planner."""
         if name == "auto" and self.planner is not None:
             return self.planner
-        if name == "llm" or (name == "auto" and self.llm is not None):
-            from baton.planners.llm import LLMPlanner
+        from baton.planners.router import choose_planner
 
-            runnable_tasks = {card.task for card in self.catalog if not card.missing(self.settings)}
-            return LLMPlanner(self.require_llm("--planner llm"), runnable_tasks)
-        from baton.planners.local import KeywordPlanner
-
-        return KeywordPlanner()
+        if name == "llm":
+            self.require_llm("--planner llm")
+        return choose_planner(name, self.settings, self.llm, self.catalog)
 
     @staticmethod
     def check_inputs(paths: Sequence[Path]) -> dict[str, tuple[Path, MediaKind]]:
@@ -164,7 +162,6 @@ class Assistant:
         chosen_planner = "given"
         if plan is None:
             planning = self.choose_planner(planner)
-            chosen_planner = planning.name
             context = PlanContext(
                 known=known,
                 history=self.history(existing.id if existing else None),
@@ -172,6 +169,7 @@ class Assistant:
                 candidates=self._candidates() if plan_select else None,
             )
             plan = planning.plan(request, list(kinds.items()), context)
+            chosen_planner = planning.name  # after planning: routing names who answered
         valid = validate(plan, known)
         record = existing or self.store.session(session)
         for label, (path, _) in labels.items():

@@ -132,7 +132,8 @@ def run(
         str,
         typer.Option(
             metavar="auto|local|llm",
-            help="Who plans: the LLM (the default when one is configured) or the local planner (no LLM).",
+            help="Who plans: auto (the local planner when it is sure, else the LLM; the local planner without "
+            "an LLM), local or llm.",
         ),
     ] = "auto",
     select_mode: Annotated[
@@ -164,8 +165,9 @@ def run(
 ) -> None:
     """Plan and run a request; print the answer and the paths of the files it made.
 
-    With an LLM configured (BATON_LLM_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY) the LLM plans and
-    answers, and the answer streams; without one, the local planner and a template answer are used.
+    With an LLM configured (BATON_LLM_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY) the LLM answers, and
+    plans when the local planner is not sure (BATON_ROUTER_THRESHOLD); the answer streams. Without
+    one, the local planner and a template answer are used.
 
     Exit code: 0 when every task succeeded, 1 when a task failed or was skipped (or planning
     failed), 2 for bad input.
@@ -809,6 +811,251 @@ def serve(
         login = "?token=YOUR_TOKEN (once)" if settings.api_token else ""
         err.print(f"  web UI: http://{_esc(shown)}:{port}/ui/{login}", markup=False)
     uvicorn.run(server_app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+def _plan_lines(plan: Any) -> list[str]:
+    """One line per task: '[id] task  port=value ...  (after ids)'."""
+    lines = []
+    for task in plan.tasks:
+        items = task.args.items() if isinstance(task.args, dict) else enumerate(task.args)
+        args = "  ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in items)
+        after = f"  (after {', '.join(map(str, task.dep))})" if task.dep else ""
+        lines.append(f"[{task.id}] {task.task}  {args}{after}")
+    return lines
+
+
+@app.command()
+def plan(
+    request: Annotated[str, typer.Argument(metavar="REQUEST", help="What you want done, in plain words.")] = "",
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option("--input", "-i", metavar="FILE", help="An image, audio or video file; repeat for several."),
+    ] = None,
+    planner: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|local|llm",
+            help="Who plans: auto (local when it is sure, else the LLM; local without an LLM), local or llm.",
+        ),
+    ] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (baton's format).")] = False,
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="IN.jsonl",
+            help="Plan every line of a JSONL file ({'id', 'user_request'} or 'instruction'; '-' for stdin) "
+            "with the local planner; one output line per input line.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option("--format", metavar="taskbench|baton", help="Batch output: TaskBench predictions or baton plans."),
+    ] = "taskbench",
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            metavar="huggingface|multimedia|PATH",
+            help="Batch: the tool list whose ids the TaskBench output uses (a tool_desc.json path for your own).",
+        ),
+    ] = None,
+) -> None:
+    """Plan a request and print the plan without running it; or plan a JSONL file in batch.
+
+    Batch mode writes exactly one line per input line to stdout, in input order; a line that cannot be
+    read gets an empty plan and an "error".
+    """
+    _choice("--planner", planner, ("auto", "local", "llm"))
+    if batch is not None:
+        _plan_batch(batch, output_format, tools, planner, request, inputs)
+        return
+    with _user_errors():
+        from baton.assistant import Assistant
+        from baton.config import Settings
+        from baton.llm import LLM
+        from baton.plan import validate
+        from baton.planners import PlanContext, PlanningFailed
+        from baton.planners.router import choose_planner
+
+        if not request.strip():
+            raise _fail(
+                'the request is empty; say what you want, e.g. baton plan "read the text in this image aloud" -i photo.png'
+            )
+        settings = Settings.load()
+        labels = Assistant.check_inputs(inputs or [])
+        files = [(label, kind) for label, (_, kind) in labels.items()]
+        planning = choose_planner(planner, settings, LLM(settings) if settings.llm_configured else None)
+        try:
+            found = planning.plan(request.strip(), files, PlanContext(known=dict(files)))
+        except PlanningFailed as exc:
+            raise _fail(f"planning failed: {exc}", EXIT_TASK_FAILED) from None
+        validate(found, dict(files))
+    confidence = getattr(planning, "confidence", None)
+    if as_json:
+        _print_json({"planner": planning.name, "confidence": confidence, **found.model_dump(mode="json")})
+        return
+    sure = f" (confidence {confidence:.2f})" if isinstance(confidence, float) else ""
+    _console(stderr=True).print(f"planner: {planning.name}{sure}", markup=False)
+    if not found.tasks:
+        print("no task: the request needs no expert (or the planner found none)")
+    for line in _plan_lines(found):
+        print(line)
+
+
+def _plan_batch(
+    batch: Path, output_format: str, tools: str | None, planner: str, request: str, inputs: list[Path] | None
+) -> None:
+    _choice("--format", output_format, ("taskbench", "baton"))
+    if request or inputs:
+        raise _fail("--batch reads its requests from the file; give no REQUEST or -i with it")
+    if planner == "llm":
+        raise _fail("--batch plans with the local planner; --planner llm plans one request at a time")
+    if output_format == "taskbench" and tools is None:
+        raise _fail("--format taskbench needs --tools huggingface, multimedia or a tool_desc.json path")
+    plan_line: Any = _baton_line
+    if output_format == "taskbench":
+        from baton.planners.batch import BatchPlanner
+
+        try:
+            plan_line = BatchPlanner.for_tools(tools or "").plan_line
+        except (ValueError, FileNotFoundError) as exc:
+            raise _fail(str(exc)) from None
+    try:
+        source = sys.stdin if str(batch) == "-" else batch.open(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise _fail(f"cannot read '{batch}' ({exc.strerror}); check the path") from None
+    with source:
+        for line in source:
+            print(json.dumps(plan_line(line), ensure_ascii=False))
+    sys.stdout.flush()
+
+
+def _baton_line(line: str) -> dict[str, Any]:
+    """One batch line planned by the local planner as a baton plan (never raises for bad input)."""
+    from baton.planners import PlannerError
+    from baton.planners.local import LocalPlanner
+
+    try:
+        record = json.loads(line) if line.strip() else None
+    except json.JSONDecodeError as exc:
+        return {"id": None, "plan": {"tasks": []}, "error": f"not JSON: {exc.msg}"}
+    if not isinstance(record, dict):
+        return {"id": None, "plan": {"tasks": []}, "error": "blank line" if record is None else "not a JSON object"}
+    request = record.get("user_request", record.get("instruction"))
+    if not isinstance(request, str) or not request.strip():
+        return {"id": record.get("id"), "plan": {"tasks": []}, "error": "no user_request or instruction"}
+    from baton.planners.model import FILE_NAME, media_kind
+
+    files = [(name, kind) for name in FILE_NAME.findall(request) if (kind := media_kind(name))]
+    try:
+        found, confidence = LocalPlanner().plan_with_confidence(request, list(dict.fromkeys(files)))
+    except PlannerError as exc:
+        return {"id": record.get("id"), "plan": {"tasks": []}, "error": str(exc)}
+    return {"id": record.get("id"), "plan": found.model_dump(mode="json"), "confidence": confidence}
+
+
+eval_app = typer.Typer(help="Score plans against a benchmark's gold plans.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(help="Rebuild baton's trained artefacts.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@eval_app.command("taskbench")
+def eval_taskbench(
+    gold: Annotated[Path, typer.Option(metavar="GOLD.jsonl", help="TaskBench records (with task_nodes).")],
+    pred: Annotated[Path, typer.Option(metavar="PRED.jsonl", help="Predictions: {'id', 'result': {...}} lines.")],
+    tools: Annotated[
+        str, typer.Option(metavar="huggingface|multimedia|PATH", help="The tool list (for types and tool ids).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Score TaskBench predictions: node-F1, edge-F1, t-F1, v-F1 and NED, overall and per type.
+
+    TaskBench's definitions, except that a missing or unreadable prediction counts as an empty plan.
+    """
+    from baton.taskbench import evaluate, load_tools, read_jsonl, read_predictions
+
+    try:
+        tool_list = load_tools(tools)
+        gold_records = [record for _, record in read_jsonl(gold) if isinstance(record, dict)]
+        predictions = read_predictions(pred)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot read '{exc.filename}' ({exc.strerror}); check the path") from None
+    if not gold_records:
+        raise _fail(f"'{gold}' holds no TaskBench records")
+    scores = evaluate(gold_records, predictions, tool_list)
+    if as_json:
+        _print_json({group: score.to_json() for group, score in scores.items()})
+        return
+    from rich.table import Table
+
+    def shown(value: float | None, digits: int = 2) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    table = Table(title=f"TaskBench ({tool_list.name}): {scores['all'].records} records")
+    for column in ("type", "records", "missing", "node-F1", "edge-F1", "t-F1", "v-F1", "NED"):
+        table.add_column(column, justify="left" if column == "type" else "right")
+    for group, score in scores.items():
+        table.add_row(
+            group,
+            str(score.records),
+            str(score.missing),
+            shown(score.n_f1),
+            shown(score.e_f1),
+            shown(score.t_f1),
+            shown(score.v_f1),
+            shown(score.ned, 4),
+        )
+    _console().print(table)
+
+
+@train_app.command("planner")
+def train_planner(
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="huggingface|multimedia|baton",
+            help="Which model to train (repeatable; default all three). baton: both domains in baton's task names, "
+            "the model the local planner uses.",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="TaskBench's data folder (default: ../shared/taskbench).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="Write here instead of over the shipped model (one domain).")
+    ] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed for every random choice.")] = 0,
+    limit: Annotated[int | None, typer.Option(metavar="N", help="Train on the first N records only.")] = None,
+) -> None:
+    """Train the local planner's model from TaskBench's dev split; same data and seed give the same file."""
+    from dataclasses import replace
+
+    from baton.planners.model import MODEL_DOMAINS
+
+    domains = domain or list(MODEL_DOMAINS)
+    for name in domains:
+        _choice("--domain", name, MODEL_DOMAINS)
+    if out is not None and len(domains) != 1:
+        raise _fail("--out writes one model; give one --domain with it")
+    try:
+        from baton.planners.training import TrainConfig, train_domain
+    except ImportError as exc:
+        raise _fail(f"training needs the 'text' extra ({exc.name} is missing): pip install 'baton[text]'") from None
+    err = _console(stderr=True)
+    for name in domains:
+        try:
+            report = train_domain(name, data=data, out=out, config=replace(TrainConfig(), seed=seed), limit=limit)
+        except FileNotFoundError as exc:
+            raise _fail(f"cannot read TaskBench data: {exc.filename} is missing; give its folder with --data") from None
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        err.print(
+            f"{name}: {report.records} records, {report.seconds:.1f} s -> {report.path} "
+            f"({report.size / 1e6:.2f} MB, sha256 {report.sha256[:16]})",
+            markup=False,
+        )
 
 
 def main() -> None:

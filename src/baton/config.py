@@ -21,6 +21,7 @@ variables win.
 | BATON_LLM_TIMEOUT             | llm.timeout             | 120 (seconds per call)                   |
 | BATON_LLM_MAX_RETRIES         | llm.max_retries         | 3 (on 429 and 5xx, with backoff)         |
 | BATON_LLM_CONTEXT             | llm.context             | 8192 (the model's context, in tokens; a quarter goes to history) |
+| BATON_ROUTER_THRESHOLD        | router_threshold        | 0.8: with an LLM, --planner auto plans locally at or above this confidence (0 to 1; 1 = always the LLM) |
 | BATON_API_TOKEN               | api_token               | none: `baton serve` needs one on a non-loopback address |
 | BATON_MAX_UPLOAD_MB           | max_upload_mb           | 50 (per file uploaded to the server)     |
 | BATON_MAX_IMAGE_PIXELS        | max_image_pixels        | 64000000 (per image uploaded to the server) |
@@ -72,6 +73,7 @@ class Settings:
     llm_timeout: float = 120
     llm_max_retries: int = 3
     llm_context: int = 8192
+    router_threshold: float = 0.8
     api_token: str | None = field(default=None, repr=False)
     max_upload_mb: float = 50
     max_image_pixels: int = 64_000_000
@@ -136,6 +138,11 @@ class Settings:
         json_mode = str(raw("BATON_LLM_JSON_MODE", "json_mode", "auto", llm_file))
         if json_mode not in JSON_MODES:
             raise BadInput(f"BATON_LLM_JSON_MODE must be one of {', '.join(JSON_MODES)}, not {json_mode!r}")
+        router_threshold = number("BATON_ROUTER_THRESHOLD", "router_threshold", 0.8, zero_ok=True)
+        if router_threshold > 1:
+            raise BadInput(
+                f"BATON_ROUTER_THRESHOLD (or 'router_threshold' in config.toml) must be 0 to 1, not {router_threshold}"
+            )
         settings = cls(
             home=home,
             cpu_slots=int(number("BATON_CPU_SLOTS", "cpu_slots", os.cpu_count() or 1)),
@@ -153,6 +160,7 @@ class Settings:
             llm_timeout=number("BATON_LLM_TIMEOUT", "timeout", 120, llm_file),
             llm_max_retries=int(number("BATON_LLM_MAX_RETRIES", "max_retries", 3, llm_file, zero_ok=True)),
             llm_context=int(number("BATON_LLM_CONTEXT", "context", 8192, llm_file)),
+            router_threshold=router_threshold,
             api_token=str(raw("BATON_API_TOKEN", "api_token", "")).strip() or None,
             max_upload_mb=number("BATON_MAX_UPLOAD_MB", "max_upload_mb", 50),
             max_image_pixels=int(number("BATON_MAX_IMAGE_PIXELS", "max_image_pixels", 64_000_000)),

@@ -1,20 +1,39 @@
-"""Planning without an LLM: match the request against the task registry and chain tasks by kind.
+"""Planning without an LLM: a model learned from TaskBench, helped by keyword rules for short commands.
 
-Each task is found by trigger phrases (its name, aliases and common verbs), ordered so that a task
-comes after the task whose output it needs, and wired: media inputs take the latest output of that
-kind or an attached file, text inputs take the latest text output, a quoted span, or the request.
+``LocalPlanner`` (the default without an LLM) asks the learned model (``model.py``; its 'baton' model
+knows both TaskBench domains in baton's task names) which tasks a request needs and how they link,
+then wires them as baton arguments: media inputs take a linked task's output, else an attached file,
+else the latest earlier output of that kind; text inputs take a linked output, a quoted span, the
+words after "say", or the request. Trigger phrases (``TRIGGERS``) raise the model's probability of
+the tasks they name (and damp the others'), so terse commands ("say 'hi'", "what does this audio
+say") plan as before. A task TaskBench does not have (e.g. background-removal) is planned by the
+trigger phrases alone; a request the model finds nothing in ("", "hmm", small talk, which the model
+learned from ``models/no_task.txt``) gets each attached file read, or no task at all.
+
+``KeywordPlanner``, the first local planner, still plans from the trigger phrases alone.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from baton.plan import Plan, Task
 from baton.planners import Attachment, PlanContext, PlannerError
+from baton.planners.model import FILE_NAME
 from baton.tasks import TaskSpec, all_tasks, get_task, normalize
 
-__all__ = ["KeywordPlanner"]
+if TYPE_CHECKING:
+    from baton.planners.model import PlannerModel, Prediction
+
+__all__ = ["KeywordPlanner", "LocalPlanner"]
+
+KEYWORD_BOOST = 0.9  # the probability a task named by a trigger phrase gets at least
+KEYWORD_DAMP = 0.5  # ... and the factor on the other tasks' probabilities (the rules are precise)
+MIN_WORDS = 2  # a request of fewer words (and no trigger phrase) is not read by the model
+_WORDS = re.compile(r"\b\w\w+\b")
+DEFAULT_READERS = {"image": "image-to-text", "audio": "automatic-speech-recognition", "video": "video-to-text"}
 
 _A = r"(?:this|the|that|my|an?|attached)"
 _IMAGE = r"(?:image|picture|photo|photograph|pic|screenshot|scan|sign|poster|document|page)"
@@ -64,20 +83,132 @@ _QUOTED = re.compile(r"\"([^\"]{1,2000})\"|“([^”]{1,2000})”|(?<!\w)['‘](
 _AFTER_SAY = re.compile(r"^\W*(?:please |can you |could you )?(?:say|speak|pronounce)\b[\s:,]+(.+?)\W*$", re.I)
 
 
-class KeywordPlanner:
-    """The first local planner: trigger phrases and kind-directed chaining, no LLM."""
+def with_named_files(request: str, files: Sequence[Attachment], context: PlanContext | None) -> list[Attachment]:
+    """The attached files plus the session's files that the request names, e.g. "read sign.png aloud"."""
+    if context is None:
+        return list(files)
+    given = {name for name, _ in files}
+    named = [
+        (n, k)
+        for n, k in context.known.items()
+        if n not in given and re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", request)
+    ]
+    return [*files, *named]
+
+
+class LocalPlanner:
+    """Plans with the learned model and the keyword rules; no LLM, a few milliseconds per request."""
 
     name = "local"
 
+    def __init__(self, model: PlannerModel | None = None) -> None:
+        self._model = model
+        self.confidence: float | None = None  # of the last plan
+
+    @property
+    def model(self) -> PlannerModel:
+        if self._model is None:
+            from baton.planners.model import load_model
+
+            self._model = load_model("baton")
+        return self._model
+
     def plan(self, request: str, files: Sequence[Attachment], context: PlanContext | None = None) -> Plan:
-        if context is not None:  # files of the session that the request names, e.g. "read sign.png aloud"
-            given = {name for name, _ in files}
-            named = [
-                (n, k)
-                for n, k in context.known.items()
-                if n not in given and re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", request)
-            ]
-            files = [*files, *named]
+        found, self.confidence = self.plan_with_confidence(request, files, context)
+        return found
+
+    def plan_with_confidence(
+        self, request: str, files: Sequence[Attachment], context: PlanContext | None = None
+    ) -> tuple[Plan, float]:
+        """The plan and the model's confidence in its set of tasks (0 to 1)."""
+        files = with_named_files(request, files, context)
+        boosts = {spec.name: KEYWORD_BOOST for _, spec in KeywordPlanner._find_tasks(request)}
+        if any(task not in self.model.index for task in boosts):
+            # a task TaskBench does not have (e.g. background-removal): the keyword rules plan it
+            return KeywordPlanner().plan(request, files), KEYWORD_BOOST
+        words = _WORDS.findall(FILE_NAME.sub(" ", request))
+        prediction = self._predict(request, files, boosts) if boosts or len(words) >= MIN_WORDS else None
+        if prediction is None or not prediction.nodes:
+            # nothing the model recognizes ("", "hmm", "hello"): each attached file is read, or no task at all
+            return KeywordPlanner().plan("", files), prediction.confidence if prediction else 1.0
+        tasks = [get_task(node.tool) for node in prediction.nodes]
+        if not _explicit_text(request) and any(p.kind == "text" for s in tasks for p in s.inputs):
+            # "summarize this recording": a file no planned task reads becomes the text to work on
+            reads = {p.kind for s in tasks for p in s.inputs}
+            unread = {DEFAULT_READERS[k]: KEYWORD_BOOST for _, k in files if k in DEFAULT_READERS and k not in reads}
+            if unread:
+                prediction = self._predict(request, files, {**boosts, **unread})
+        return _wire(prediction, request, files), prediction.confidence
+
+    def _predict(self, request: str, files: Sequence[Attachment], boosts: Mapping[str, float]) -> Prediction:
+        return self.model.predict(request, files, at_least_one=False, boosts=boosts, damp=KEYWORD_DAMP)
+
+
+def _explicit_text(request: str) -> bool:
+    return bool(_QUOTED.search(request) or _AFTER_SAY.match(request))
+
+
+def _wire(prediction: Prediction, request: str, files: Sequence[Attachment]) -> Plan:
+    """Baton tasks from the model's nodes: linked outputs, files, quoted text or the request as arguments."""
+    quoted = [next(g for g in match.groups() if g is not None) for match in _QUOTED.finditer(request)]
+    after_say = _AFTER_SAY.match(request)
+    urls = re.findall(r"https?://[^\s'\"<>]+", request)
+    tasks: list[Task] = []
+    specs: list[TaskSpec] = []
+    for task_id, node in enumerate(prediction.nodes):
+        spec = get_task(node.tool)
+        args: dict[str, str] = {}
+        dep: list[int] = []
+        parents = [p for p in node.parents if p < task_id]
+        used_files: set[str] = set()
+        for port in spec.inputs:
+            source = next((p for p in parents if specs[p].output_of_kind(port.kind) and p not in dep), None)
+            if (
+                source is None
+                and port.kind in ("image", "audio", "video")
+                and not any(k == port.kind and n not in used_files for n, k in files)
+            ):
+                source = next((t for t in range(task_id - 1, -1, -1) if specs[t].output_of_kind(port.kind)), None)
+            if source is not None:
+                args[port.name] = f"<GENERATED>-{source}"
+                dep.append(source)
+                continue
+            if port.optional:
+                continue
+            if port.kind in ("image", "audio", "video"):
+                name = next((n for n, k in files if k == port.kind and n not in used_files), None)
+                if name is None:
+                    raise PlannerError(
+                        f"the request asks for {spec.name}, which needs {'an' if port.kind[0] in 'aeiou' else 'a'} "
+                        f"{port.kind}, but none was given; attach one with -i FILE"
+                    )
+                used_files.add(name)
+                args[port.name] = name
+            elif port.kind == "text":
+                if quoted:
+                    args[port.name] = quoted.pop(0)
+                elif after_say and spec.name == "text-to-speech":
+                    args[port.name] = after_say.group(1)
+                else:
+                    args[port.name] = request
+            elif port.kind == "url" and urls:
+                args[port.name] = urls.pop(0)
+            else:
+                raise PlannerError(
+                    f"the request asks for {spec.name}, which needs a {port.kind}; give it in the request"
+                )
+        tasks.append(Task(id=task_id, task=spec.name, args=args, dep=sorted(dep)))
+        specs.append(spec)
+    return Plan(tasks=tasks)
+
+
+class KeywordPlanner:
+    """The first local planner: trigger phrases and kind-directed chaining, no LLM."""
+
+    name = "keyword"
+
+    def plan(self, request: str, files: Sequence[Attachment], context: PlanContext | None = None) -> Plan:
+        files = with_named_files(request, files, context)
         found = self._find_tasks(request)
         if not found:
             found = self._default_for_files(files)
