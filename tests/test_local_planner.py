@@ -266,3 +266,17 @@ def test_plans_of_taskbench_requests_validate_or_say_what_is_missing(domain: str
         validate(result, files)
         planned += bool(result.tasks)
     assert planned >= 120
+
+
+def test_given_tools_are_ordered_by_the_request_and_linked_by_type() -> None:
+    from baton.planners.model import load_model
+
+    model = load_model("multimedia")
+    request = "Please transcribe example.wav, then summarize what was said and translate the summary into French."
+    nodes = model.arrange(request, ["Text Translator", "Audio-to-Text", "Text Summarizer"])
+    assert [n.tool for n in nodes] == ["Audio-to-Text", "Text Summarizer", "Text Translator"]
+    assert [n.args for n in nodes] == [["example.wav"], ["<node-0>"], ["<node-1>"]]
+    kept = model.arrange(request, ["Text Translator", "Audio-to-Text"], keep_order=True)
+    assert [n.tool for n in kept] == ["Text Translator", "Audio-to-Text"]
+    with pytest.raises(ValueError, match="not in the multimedia tool list: Teleporter"):
+        model.arrange(request, ["Teleporter"])

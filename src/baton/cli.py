@@ -1045,6 +1045,7 @@ def train_planner(
         raise _fail(f"training needs the 'text' extra ({exc.name} is missing): pip install 'baton[text]'") from None
     err = _console(stderr=True)
     for name in domains:
+        err.print(f"{name}: training (about a minute on two cores) ...", markup=False)
         try:
             report = train_domain(name, data=data, out=out, config=replace(TrainConfig(), seed=seed), limit=limit)
         except FileNotFoundError as exc:
