@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from baton.plan import Plan, Task
 from baton.planners import Attachment, PlanContext, PlannerError
-from baton.planners.model import FILE_NAME
-from baton.tasks import TaskSpec, all_tasks, get_task, normalize
+from baton.planners.model import FILE_NAME, QUOTED, quoted_spans
+from baton.tasks import Port, TaskSpec, all_tasks, get_task, normalize
 
 if TYPE_CHECKING:
     from baton.planners.model import PlannerModel, Prediction
@@ -78,8 +79,6 @@ TRIGGERS: dict[str, list[str]] = {
     "background-removal": [r"\bremove (?:the )?background\b"],
 }
 
-# a quoted span: "…", “…”, or '…' / ‘…’ whose quotes are not apostrophes inside words (it's, don't)
-_QUOTED = re.compile(r"\"([^\"]{1,2000})\"|“([^”]{1,2000})”|(?<!\w)['‘]([^\n]{1,2000}?)['’](?!\w)")
 _AFTER_SAY = re.compile(r"^\W*(?:please |can you |could you )?(?:say|speak|pronounce)\b[\s:,]+(.+?)\W*$", re.I)
 
 
@@ -145,14 +144,46 @@ class LocalPlanner:
 
 
 def _explicit_text(request: str) -> bool:
-    return bool(_QUOTED.search(request) or _AFTER_SAY.match(request))
+    return bool(QUOTED.search(request) or _AFTER_SAY.match(request))
+
+
+@dataclass
+class _Literals:
+    """What a request gives a task's inputs that no earlier task makes: files by kind, quoted text (or
+    the words after "say"), URLs, else the request itself."""
+
+    request: str
+    files: Sequence[Attachment]
+    quoted: list[str]
+    urls: list[str]
+
+    def __post_init__(self) -> None:
+        self.after_say = _AFTER_SAY.match(self.request)
+
+    def value(self, spec: TaskSpec, port: Port, used_files: set[str]) -> str:
+        if port.kind in ("image", "audio", "video"):
+            name = next((n for n, k in self.files if k == port.kind and n not in used_files), None)
+            if name is None:
+                raise PlannerError(
+                    f"the request asks for {spec.name}, which needs {'an' if port.kind[0] in 'aeiou' else 'a'} "
+                    f"{port.kind}, but none was given; attach one with -i FILE"
+                )
+            used_files.add(name)
+            return name
+        if port.kind == "text":
+            if self.quoted:
+                return self.quoted.pop(0)
+            if self.after_say and spec.name == "text-to-speech":
+                return self.after_say.group(1)
+            return self.request
+        if port.kind == "url" and self.urls:
+            return self.urls.pop(0)
+        raise PlannerError(f"the request asks for {spec.name}, which needs a {port.kind}; give it in the request")
 
 
 def _wire(prediction: Prediction, request: str, files: Sequence[Attachment]) -> Plan:
     """Baton tasks from the model's nodes: linked outputs, files, quoted text or the request as arguments."""
-    quoted = [next(g for g in match.groups() if g is not None) for match in _QUOTED.finditer(request)]
-    after_say = _AFTER_SAY.match(request)
-    urls = re.findall(r"https?://[^\s'\"<>]+", request)
+    literals = _Literals(request, files, quoted_spans(request), re.findall(r"https?://[^\s'\"<>]+", request))
     tasks: list[Task] = []
     specs: list[TaskSpec] = []
     for task_id, node in enumerate(prediction.nodes):
@@ -173,30 +204,8 @@ def _wire(prediction: Prediction, request: str, files: Sequence[Attachment]) -> 
                 args[port.name] = f"<GENERATED>-{source}"
                 dep.append(source)
                 continue
-            if port.optional:
-                continue
-            if port.kind in ("image", "audio", "video"):
-                name = next((n for n, k in files if k == port.kind and n not in used_files), None)
-                if name is None:
-                    raise PlannerError(
-                        f"the request asks for {spec.name}, which needs {'an' if port.kind[0] in 'aeiou' else 'a'} "
-                        f"{port.kind}, but none was given; attach one with -i FILE"
-                    )
-                used_files.add(name)
-                args[port.name] = name
-            elif port.kind == "text":
-                if quoted:
-                    args[port.name] = quoted.pop(0)
-                elif after_say and spec.name == "text-to-speech":
-                    args[port.name] = after_say.group(1)
-                else:
-                    args[port.name] = request
-            elif port.kind == "url" and urls:
-                args[port.name] = urls.pop(0)
-            else:
-                raise PlannerError(
-                    f"the request asks for {spec.name}, which needs a {port.kind}; give it in the request"
-                )
+            if not port.optional:
+                args[port.name] = literals.value(spec, port, used_files)
         tasks.append(Task(id=task_id, task=spec.name, args=args, dep=sorted(dep)))
         specs.append(spec)
     return Plan(tasks=tasks)
@@ -212,9 +221,7 @@ class KeywordPlanner:
         found = self._find_tasks(request)
         if not found:
             found = self._default_for_files(files)
-        elif any(port.kind == "text" for _, spec in found for port in spec.inputs) and not (
-            _QUOTED.search(request) or _AFTER_SAY.match(request)
-        ):
+        elif any(port.kind == "text" for _, spec in found for port in spec.inputs) and not _explicit_text(request):
             # "summarize this recording": a file no found task reads becomes the text to work on
             reads = {port.kind for _, spec in found for port in spec.inputs}
             found = [*self._default_for_files([f for f in files if f[1] not in reads], position=-1), *found]
@@ -264,8 +271,7 @@ class KeywordPlanner:
     def _wire(specs: list[TaskSpec], request: str, files: Sequence[Attachment]) -> Plan:
         tasks: list[Task] = []
         produced: list[tuple[int, TaskSpec]] = []
-        quoted = [next(g for g in match.groups() if g is not None) for match in _QUOTED.finditer(request)]
-        after_say = _AFTER_SAY.match(request)
+        literals = _Literals(request, files, quoted_spans(request), urls=[])  # the rules plan no URL input
         for task_id, spec in enumerate(specs):
             args: dict[str, str] = {}
             dep: list[int] = []
@@ -276,28 +282,8 @@ class KeywordPlanner:
                     args[port.name] = f"<GENERATED>-{source}"
                     dep.append(source)
                     continue
-                if port.optional:
-                    continue
-                if port.kind in ("image", "audio", "video"):
-                    name = next((n for n, k in files if k == port.kind and n not in used_files), None)
-                    if name is None:
-                        raise PlannerError(
-                            f"the request asks for {spec.name}, which needs {'an' if port.kind[0] in 'aeiou' else 'a'} "
-                            f"{port.kind}, but none was given; attach one with -i FILE"
-                        )
-                    used_files.add(name)
-                    args[port.name] = name
-                elif port.kind == "text":
-                    if quoted:
-                        args[port.name] = quoted.pop(0)
-                    elif after_say and spec.name == "text-to-speech":
-                        args[port.name] = after_say.group(1)
-                    else:
-                        args[port.name] = request
-                else:
-                    raise PlannerError(
-                        f"the request asks for {spec.name}, which needs a {port.kind}; give it in the request"
-                    )
+                if not port.optional:
+                    args[port.name] = literals.value(spec, port, used_files)
             tasks.append(Task(id=task_id, task=spec.name, args=args, dep=sorted(set(dep))))
             produced.append((task_id, spec))
         return Plan(tasks=tasks)
