@@ -106,6 +106,17 @@ def sign_image(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def picture(tmp_path: Path) -> Path:
+    """A blank 32x24 image, inputs/sign.png, for tests where what it shows does not matter."""
+    from PIL import Image
+
+    path = tmp_path / "inputs" / "sign.png"
+    path.parent.mkdir()
+    Image.new("RGB", (32, 24), "white").save(path)
+    return path
+
+
 def wav_info(path: Path) -> tuple[float, int, int, int, int]:
     """(seconds, sample rate, channels, sample width in bytes, peak absolute 16-bit sample) of a WAV file."""
     with wave.open(str(path), "rb") as wav:

@@ -94,14 +94,6 @@ def make(tmp_path: Path) -> Iterator[Any]:
         assistant.close()
 
 
-@pytest.fixture
-def picture(tmp_path: Path) -> Path:
-    path = tmp_path / "inputs" / "sign.png"
-    path.parent.mkdir()
-    Image.new("RGB", (32, 24), "white").save(path)
-    return path
-
-
 def tool_results(body: dict[str, Any]) -> list[Any]:
     """What the model was told about each tool call, decoded."""
     return [json.loads(m["content"]) for m in body["messages"] if m["role"] == "tool"]

@@ -133,14 +133,6 @@ def make(tmp_path: Path) -> Iterator[Any]:
         assistant.close()
 
 
-@pytest.fixture
-def picture(tmp_path: Path) -> Path:
-    path = tmp_path / "inputs" / "sign.png"
-    path.parent.mkdir()
-    Image.new("RGB", (32, 24), "white").save(path)
-    return path
-
-
 def messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return list(body["messages"])
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from baton.assistant import Assistant
 from baton.catalog import Catalog, ModelCard
@@ -77,14 +76,6 @@ def make(tmp_path: Path) -> Iterator[Any]:
     yield build
     for assistant in made:
         assistant.close()
-
-
-@pytest.fixture
-def picture(tmp_path: Path) -> Path:
-    path = tmp_path / "inputs" / "sign.png"
-    path.parent.mkdir()
-    Image.new("RGB", (32, 24), "white").save(path)
-    return path
 
 
 async def test_a_sure_local_plan_saves_the_llm_round_trip(server: ScriptedLLM, make: Any, picture: Path) -> None:
