@@ -101,6 +101,56 @@ def test_a_new_migration_runs_once_on_an_existing_database(home: Path, monkeypat
     assert names[-1] == "m002_notes"
 
 
+def test_a_database_of_the_first_version_is_upgraded_keeping_its_files_and_labels(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(home / "baton.db")
+    old.executescript(
+        """
+        CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL);
+        INSERT INTO _migrations VALUES ('m001_initial', 1.0);
+        CREATE TABLE sessions (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL);
+        CREATE TABLE artifacts (
+            sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL, ext TEXT NOT NULL,
+            size INTEGER NOT NULL, path TEXT NOT NULL, created REAL NOT NULL
+        );
+        CREATE TABLE session_files (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            name TEXT NOT NULL, sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            label TEXT NOT NULL DEFAULT '', origin TEXT NOT NULL, created REAL NOT NULL,
+            PRIMARY KEY (session_id, name)
+        );
+        CREATE INDEX session_files_label ON session_files(session_id, label);
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            request TEXT NOT NULL, planner TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+            plan TEXT NOT NULL DEFAULT '{"tasks": []}', answer TEXT NOT NULL DEFAULT '',
+            error TEXT, pid INTEGER, created REAL NOT NULL, finished REAL
+        );
+        CREATE TABLE run_tasks (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            task_id INTEGER NOT NULL, task TEXT NOT NULL, model TEXT, status TEXT NOT NULL,
+            outputs TEXT NOT NULL DEFAULT '{}', error TEXT, started REAL, seconds REAL,
+            PRIMARY KEY (run_id, task_id)
+        );
+        INSERT INTO sessions VALUES ('s1', 'old', 1.0);
+        INSERT INTO artifacts VALUES ('abc', 'image', 'png', 3, 'image/abc.png', 1.0);
+        INSERT INTO session_files VALUES ('s1', 'sign.png', 'abc', 'sign.png', 'input', 2.0);
+        INSERT INTO session_files VALUES ('s1', 'image/abc.png', 'abc', '', 'output', 3.0);
+        """
+    )
+    old.commit()
+    old.close()
+    opened = Store(home)
+    files = opened.db.execute("SELECT session_id, name, sha256, origin FROM session_files ORDER BY created")
+    assert [tuple(r) for r in files] == [("s1", "sign.png", "abc", "input"), ("s1", "image/abc.png", "abc", "output")]
+    labels = opened.db.execute("SELECT session_id, label, name FROM session_labels")
+    assert [tuple(r) for r in labels] == [("s1", "sign.png", "sign.png")]
+    names = [r[0] for r in opened.db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    assert names == [m.__name__ for m in MIGRATIONS]
+    opened.close()
+
+
 def test_a_failing_migration_leaves_no_trace(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Store(home).close()
 

@@ -82,6 +82,29 @@ def m002_run_usage_and_notices(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN notices TEXT NOT NULL DEFAULT '[]'")
 
 
+@migration
+def m003_labels_of_first_databases(db: sqlite3.Connection) -> None:
+    """Databases made by baton's first version kept a file's label in session_files.label; move the
+    labels to session_labels (which m001 now creates) and drop the column."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(session_files)")}
+    if "label" not in columns:
+        return
+    _statements(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS session_labels (
+            session_id TEXT NOT NULL, label TEXT NOT NULL, name TEXT NOT NULL, created REAL NOT NULL,
+            PRIMARY KEY (session_id, label),
+            FOREIGN KEY (session_id, name) REFERENCES session_files(session_id, name) ON DELETE CASCADE
+        );
+        INSERT OR REPLACE INTO session_labels
+            SELECT session_id, label, name, created FROM session_files WHERE label != '' ORDER BY created;
+        DROP INDEX IF EXISTS session_files_label;
+        ALTER TABLE session_files DROP COLUMN label
+        """,
+    )
+
+
 def _statements(db: sqlite3.Connection, script: str) -> None:
     """Run a script inside the caller's transaction (executescript would commit it)."""
     for statement in script.split(";"):
